@@ -75,6 +75,9 @@ Stage = Literal["connect", "greeting", "ehlo", "tls", "auth", "mail", "rcpt", "d
 class SmtpkitError(Exception):
     """Base class of every error smtpkit raises."""
 
+    #: How many times the failed operation was tried (set by the retry layer).
+    attempts: int = 1
+
     @property
     def is_transient(self) -> bool:
         """Whether retrying the same operation later may succeed (false unless overridden)."""
@@ -246,7 +249,7 @@ class SenderRefused(ReplyError):
 
 
 class RecipientsRefused(ReplyError):
-    """``RCPT TO`` was refused for every recipient, or for some with ``on_partial_rejection="abort"``.
+    """``RCPT TO`` was refused: for every recipient, or for any in "abort" mode.
 
     Attributes:
         rejected: each refused address mapped to the server's reply.

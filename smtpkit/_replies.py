@@ -22,8 +22,9 @@ __all__ = ["RecipientStatus", "Reply", "SendResult"]
 # RFC 3463: class "." subject "." detail, class in {2,4,5}, subject 1-3 digits, detail 1-3 digits.
 _ENHANCED = re.compile(r"([245])\.(\d{1,3})\.(\d{1,3})(?:\s+|$)")
 # Servers phrase the queue id differently; these cover Postfix, Exim, Sendmail, SES and most relays.
-_QUEUE_ID = re.compile(
-    r"(?:queued as|queue id|id=|Ok:?)\s*<?([A-Za-z0-9][A-Za-z0-9._@-]{3,127})>?", re.IGNORECASE
+_QUEUE_ID_PATTERNS = tuple(
+    re.compile(prefix + r"\s*<?([A-Za-z0-9][A-Za-z0-9._@-]{3,127})>?", re.IGNORECASE)
+    for prefix in (r"queued as", r"queue id:?", r"id=", r"^Ok:?")
 )
 
 
@@ -155,11 +156,14 @@ class SendResult:
         """The server's queue id from the end-of-data reply, when it gave one."""
         if self.reply is None:
             return None
-        match = _QUEUE_ID.search(self.reply.text)
-        return match.group(1) if match else None
+        for pattern in _QUEUE_ID_PATTERNS:
+            match = pattern.search(self.reply.text)
+            if match:
+                return match.group(1)
+        return None
 
     def raise_for_rejections(self) -> SendResult:
-        """Raise :class:`~smtpkit.RecipientsRefused` if any recipient was refused; else return self."""
+        """Raise :class:`~smtpkit.RecipientsRefused` if any recipient was refused; else self."""
         rejected = self.rejected
         if rejected:
             names = ", ".join(rejected)

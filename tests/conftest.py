@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+
 import email_validator
 from hypothesis import HealthCheck, settings
 
@@ -13,4 +15,4 @@ settings.register_profile(
     "default", max_examples=100, deadline=None, suppress_health_check=[HealthCheck.too_slow]
 )
 settings.register_profile("ci", max_examples=200, deadline=None)
-settings.load_profile("default")
+settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "default"))

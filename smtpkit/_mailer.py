@@ -1,0 +1,256 @@
+"""AsyncMailer: the one implementation of sending.
+
+Everything that sends (the blocking :class:`~smtpkit.Mailer`, the CLI, the outbox worker,
+framework integrations) goes through :class:`AsyncMailer`, which runs hooks, derives the
+envelope, serialises the message once, applies the rate limit, retries transient failures and
+hands the bytes to a transport.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import logging
+import time
+from collections.abc import AsyncIterable, Iterable, Mapping
+from types import TracebackType
+from typing import Self
+
+from smtpkit._config import RetryPolicy, SMTPConfig
+from smtpkit._dsn import TransportGroup, parse_dsn
+from smtpkit._envelope import Envelope
+from smtpkit._exceptions import ConfigError, SmtpkitError, TransportError
+from smtpkit._hooks import Hooks
+from smtpkit._message import Message
+from smtpkit._ratelimit import RateLimiter
+from smtpkit._replies import SendResult
+from smtpkit._retry import run_with_retry
+from smtpkit._transports.base import AsyncTransport
+from smtpkit._transports.multi import FailoverTransport, RoundRobinTransport
+from smtpkit._transports.smtp import SMTPTransport
+
+__all__ = ["AsyncMailer", "SendOutcome"]
+
+_log = logging.getLogger("smtpkit.mailer")
+
+#: One entry of :meth:`AsyncMailer.send_many`'s result: the result, or the error that ended it.
+SendOutcome = SendResult | SmtpkitError
+
+
+def _transport_for(target: SMTPConfig | TransportGroup) -> tuple[AsyncTransport, RetryPolicy]:
+    if isinstance(target, SMTPConfig):
+        return SMTPTransport(target), target.retry
+    members: list[AsyncTransport] = [SMTPTransport(config) for config in target.configs]
+    group: AsyncTransport
+    if target.kind == "failover":
+        group = FailoverTransport(members)
+    else:
+        group = RoundRobinTransport(members)
+    return group, target.configs[0].retry
+
+
+class AsyncMailer:
+    """Send messages over a transport, asynchronously.
+
+    Args:
+        config_or_transport: an :class:`~smtpkit.SMTPConfig` (an SMTP transport with a pool is
+            made from it) or any transport, e.g. :class:`~smtpkit.MemoryTransport`.
+        hooks: ``before_send``, ``sent`` and ``failed`` hooks.
+        retry: the retry policy; by default the configuration's, or a few quick retries.
+        rate_limit: at most this many messages per second (evenly spaced); ``None`` for no limit.
+
+    >>> async with AsyncMailer.from_dsn("smtp://user:pass@smtp.example.com:587") as mailer:
+    ...     result = await mailer.send(message)          # doctest: +SKIP
+    ...     result.accepted
+    ('ann@example.com',)
+    """
+
+    def __init__(
+        self,
+        config_or_transport: SMTPConfig | TransportGroup | AsyncTransport,
+        /,
+        *,
+        hooks: Hooks | None = None,
+        retry: RetryPolicy | None = None,
+        rate_limit: float | None = None,
+    ) -> None:
+        default_retry = RetryPolicy()
+        if isinstance(config_or_transport, SMTPConfig | TransportGroup):
+            transport, default_retry = _transport_for(config_or_transport)
+            self._concurrency = _pool_size(config_or_transport)
+        else:
+            transport = config_or_transport
+            self._concurrency = 4
+        self._transport = transport
+        self._retry = retry if retry is not None else default_retry
+        self._hooks = hooks if hooks is not None else Hooks()
+        self._rate = RateLimiter(rate_limit) if rate_limit is not None else None
+        self._closed = False
+
+    @classmethod
+    def from_dsn(
+        cls,
+        dsn: str,
+        /,
+        *,
+        hooks: Hooks | None = None,
+        retry: RetryPolicy | None = None,
+        rate_limit: float | None = None,
+    ) -> Self:
+        """A mailer from a DSN such as ``smtps://user:pass@host:465`` or ``failover(dsn dsn)``."""
+        return cls(parse_dsn(dsn), hooks=hooks, retry=retry, rate_limit=rate_limit)
+
+    @classmethod
+    def from_env(
+        cls,
+        environ: Mapping[str, str] | None = None,
+        /,
+        *,
+        hooks: Hooks | None = None,
+        retry: RetryPolicy | None = None,
+        rate_limit: float | None = None,
+    ) -> Self:
+        """A mailer from ``SMTPKIT_DSN`` or the ``SMTPKIT_*`` variables (see ``from_env``)."""
+        env = environ if environ is not None else _os_environ()
+        dsn = env.get("SMTPKIT_DSN")
+        target = parse_dsn(dsn) if dsn else SMTPConfig.from_env(env)
+        return cls(target, hooks=hooks, retry=retry, rate_limit=rate_limit)
+
+    @property
+    def transport(self) -> AsyncTransport:
+        """The transport messages are handed to."""
+        return self._transport
+
+    def __repr__(self) -> str:
+        return f"<AsyncMailer {self._transport.description}>"
+
+    async def send(self, message: Message, /, *, envelope: Envelope | None = None) -> SendResult:
+        """Send one message and return its :class:`~smtpkit.SendResult`.
+
+        The envelope is derived from the message (Bcc included, never in the bytes) unless
+        given. Transient failures are retried as the retry policy says; a partial refusal is
+        reported in the result (see :meth:`SendResult.raise_for_rejections`).
+
+        Raises:
+            MessageError: the message cannot be sent as it is (nothing was sent).
+            TransportError: sending failed; ``is_transient`` says whether a later retry may work.
+        """
+        started = time.monotonic()
+        self._check_open()
+        message = await self._hooks.run_before_send(message)
+        if envelope is None:
+            envelope = Envelope.from_message(message)
+        data = message.to_bytes()
+        return await self._deliver(envelope, data, started, message_id=message.message_id)
+
+    async def send_raw(self, envelope: Envelope, data: bytes, /) -> SendResult:
+        """Send already-serialised message bytes with an explicit envelope.
+
+        ``data`` should use CRLF line ends; the SMTP layer dot-stuffs and normalises stray CR/LF.
+        """
+        started = time.monotonic()
+        self._check_open()
+        return await self._deliver(envelope, data, started)
+
+    async def send_many(
+        self,
+        messages: Iterable[Message] | AsyncIterable[Message],
+        /,
+        *,
+        concurrency: int | None = None,
+    ) -> list[SendOutcome]:
+        """Send many messages concurrently over the pool; one outcome per message, in order.
+
+        At most ``concurrency`` messages are in flight at once (by default the pool size), and
+        messages are taken from ``messages`` only as slots free up, so a long generator is not
+        read into memory ahead of sending. A failure does not stop the others: its error takes
+        its place in the list.
+        """
+        self._check_open()
+        limit = concurrency if concurrency is not None else self._concurrency
+        if limit < 1:
+            raise ValueError("concurrency must be at least 1")
+        outcomes: dict[int, SendOutcome] = {}
+        slots = asyncio.Semaphore(limit)
+
+        async def one(index: int, message: Message) -> None:
+            try:
+                outcomes[index] = await self.send(message)
+            except SmtpkitError as exc:
+                outcomes[index] = exc
+            except Exception as exc:
+                # A bug must not lose the message silently: it is reported in its place.
+                error = TransportError(f"unexpected {type(exc).__name__} while sending")
+                error.__cause__ = exc
+                _log.exception("unexpected error sending message %d", index)
+                outcomes[index] = error
+            finally:
+                slots.release()
+
+        count = 0
+        async with asyncio.TaskGroup() as group:
+            if isinstance(messages, AsyncIterable):
+                async for message in messages:
+                    await slots.acquire()
+                    group.create_task(one(count, message))
+                    count += 1
+            else:
+                for message in messages:
+                    await slots.acquire()
+                    group.create_task(one(count, message))
+                    count += 1
+        return [outcomes[i] for i in range(count)]
+
+    async def aclose(self) -> None:
+        """Close the transport's connections (QUIT). Safe to call twice."""
+        if self._closed:
+            return
+        self._closed = True
+        await self._transport.aclose()
+
+    async def __aenter__(self) -> Self:
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.aclose()
+
+    def _check_open(self) -> None:
+        if self._closed:
+            raise ConfigError("this mailer is closed; create a new one")
+
+    async def _deliver(
+        self, envelope: Envelope, data: bytes, started: float, *, message_id: str | None = None
+    ) -> SendResult:
+        if self._rate is not None:
+            await self._rate.acquire()
+        transport = self._transport
+        try:
+            retried = await run_with_retry(lambda: transport.send_raw(envelope, data), self._retry)
+        except SmtpkitError as exc:
+            await self._hooks.run_failed(envelope, exc)
+            raise
+        result = dataclasses.replace(
+            retried.value,
+            attempts=retried.attempts,
+            elapsed=time.monotonic() - started,
+            message_id=message_id if message_id is not None else retried.value.message_id,
+        )
+        await self._hooks.run_sent(result)
+        return result
+
+
+def _pool_size(target: SMTPConfig | TransportGroup) -> int:
+    if isinstance(target, SMTPConfig):
+        return target.pool.max_connections
+    return sum(config.pool.max_connections for config in target.configs)
+
+
+def _os_environ() -> Mapping[str, str]:
+    import os
+
+    return os.environ
