@@ -57,7 +57,7 @@ def main() -> int:
         bcc=["audit@example.com"],
     )
     with DevServer(tls="starttls", auth={"demo": "demo-password"}, require_auth=True) as server:
-        config = server.config(username="demo", password="demo-password")
+        config = server.config()
         print(f"development server on {server.host}:{server.port} (STARTTLS, AUTH required)")
         print(f"sending with {config.redacted_dsn()}\n")
         with Mailer(config) as mailer:
