@@ -25,7 +25,7 @@ from smtpkit.devserver._faults import (
     Greeting,
     Hang,
     Hide,
-    Reply,
+    Respond,
 )
 from smtpkit.devserver._scripted import (
     Close,
@@ -57,7 +57,7 @@ __all__ = [
     "Hide",
     "ReadData",
     "ReceivedCommand",
-    "Reply",
+    "Respond",
     "ScriptedRecord",
     "ScriptedServer",
     "ScriptedSession",

@@ -16,7 +16,7 @@ three pseudo-commands:
     ``acknowledged=False`` and drops the connection without replying.
 
 Rules with ``times=n`` apply to the first *n* matching occurrences only (counted across all
-connections, reset by ``set_faults``): ``Reply("RCPT", 450, "4.7.1 Greylisted", times=1)`` is
+connections, reset by ``set_faults``): ``Respond("RCPT", 450, "4.7.1 Greylisted", times=1)`` is
 greylisting. ``match`` narrows a rule to commands whose argument contains the text
 (case-insensitive) or matches the compiled pattern (``re.Pattern.search``); for ``RCPT`` the
 argument is ``TO:<address> ...``, for ``AUTH`` only the mechanism name, for ``DATA_END`` the
@@ -41,7 +41,7 @@ __all__ = [
     "Greeting",
     "Hang",
     "Hide",
-    "Reply",
+    "Respond",
 ]
 
 #: Every command name a fault can target (after aliases are resolved).
@@ -94,7 +94,7 @@ def _check_reply(code: int, text: str) -> None:
 
 
 @dataclass(frozen=True, slots=True)
-class Reply:
+class Respond:
     """Answer ``command`` with ``code`` and ``text`` instead of handling it.
 
     ``text`` may hold ``"\\n"`` for a multi-line reply and usually starts with the enhanced
@@ -103,7 +103,7 @@ class Reply:
     as the greeting and then ``421`` closes the connection while other codes (such as ``554``)
     make every later command but ``QUIT`` fail with ``503``.
 
-    >>> Reply("RCPT", 550, "5.1.1 No such user", match="bob@example.com").command
+    >>> Respond("RCPT", 550, "5.1.1 No such user", match="bob@example.com").command
     'RCPT'
     """
 
@@ -203,7 +203,7 @@ class Hide:
 
 @dataclass(frozen=True, slots=True)
 class Greeting:
-    """The greeting to send at connect: shorthand for ``Reply("CONNECT", code, text)``.
+    """The greeting to send at connect: shorthand for ``Respond("CONNECT", code, text)``.
 
     >>> Greeting(421, "4.3.2 Service not available, closing channel").code
     421
@@ -217,9 +217,9 @@ class Greeting:
         _check_reply(self.code, self.text)
         _check_times(self.times)
 
-    def as_reply(self) -> Reply:
-        """The equivalent :class:`Reply` rule."""
-        return Reply("CONNECT", self.code, self.text, times=self.times)
+    def as_reply(self) -> Respond:
+        """The equivalent :class:`Respond` rule."""
+        return Respond("CONNECT", self.code, self.text, times=self.times)
 
 
 @dataclass(frozen=True, slots=True)
@@ -241,9 +241,9 @@ class BadCertificate:
 
 
 #: Any fault rule.
-Fault = Reply | Drop | Hang | Hide | Greeting | BadCertificate
+Fault = Respond | Drop | Hang | Hide | Greeting | BadCertificate
 #: The rules that act on one command.
-CommandFault = Reply | Drop | Hang
+CommandFault = Respond | Drop | Hang
 
 
 def _matches(rule: Match, subject: str) -> bool:
@@ -277,7 +277,7 @@ class FaultSet:
         """Install ``faults`` instead of the current rules and reset every ``times`` count."""
         new = tuple(faults)
         for fault in new:
-            if not isinstance(fault, Reply | Drop | Hang | Hide | Greeting | BadCertificate):
+            if not isinstance(fault, Respond | Drop | Hang | Hide | Greeting | BadCertificate):
                 raise TypeError(f"not a fault rule: {fault!r}")
         with self._lock:
             self._faults = new
@@ -286,14 +286,14 @@ class FaultSet:
     def take(self, command: str, subject: str = "") -> CommandFault | None:
         """Return the first rule for ``command`` that applies now, and count its use.
 
-        :class:`Greeting` rules are returned as the equivalent :class:`Reply` at ``CONNECT``.
+        :class:`Greeting` rules are returned as the equivalent :class:`Respond` at ``CONNECT``.
         """
         with self._lock:
             for index, fault in enumerate(self._faults):
                 rule: CommandFault
                 if isinstance(fault, Greeting):
                     rule = fault.as_reply()
-                elif isinstance(fault, Reply | Drop | Hang):
+                elif isinstance(fault, Respond | Drop | Hang):
                     rule = fault
                 else:
                     continue

@@ -27,7 +27,7 @@ from typing import TYPE_CHECKING, Any, AnyStr, Literal, Self
 from urllib.parse import quote
 
 from smtpkit.devserver._certs import CertificateBundle, make_certificates
-from smtpkit.devserver._faults import Drop, Fault, FaultSet, Hang, Reply
+from smtpkit.devserver._faults import Drop, Fault, FaultSet, Hang, Respond
 from smtpkit.devserver._loop import LoopThread, close_everything
 from smtpkit.devserver._store import (
     CapturedMessage,
@@ -194,7 +194,7 @@ class _DevSMTP(SMTP):
         self._greeted = False
         self._rejected = False  # greeted with a non-421 error: refuse all but QUIT
         self._close_after_push = False
-        self._swap: Reply | None = None  # a 2xx fault reply that replaces the normal reply
+        self._swap: Respond | None = None  # a 2xx fault reply that replaces the normal reply
         super().__init__(core.handler, **kwargs)
         # aiosmtpd keeps these limits in a class attribute and grows them on every EHLO;
         # a per-connection copy keeps concurrent servers (and threads) from sharing it.
@@ -258,7 +258,7 @@ class _DevSMTP(SMTP):
             await self._hang(fault)
         elif isinstance(fault, Drop):
             await self._drop()
-        elif isinstance(fault, Reply):
+        elif isinstance(fault, Respond):
             if fault.code == 421:
                 self._close_after_push = True
             elif fault.code >= 300:
@@ -300,7 +300,7 @@ class _DevSMTP(SMTP):
             return
         if isinstance(fault, Hang):
             await self._hang(fault)
-        if isinstance(fault, Reply):
+        if isinstance(fault, Respond):
             if fault.code < 400:
                 # A positive fault reply: handle the command normally, replace its reply.
                 self._swap = fault
@@ -475,7 +475,7 @@ class _DevSMTP(SMTP):
         elif isinstance(fault, Drop):
             self._capture(envelope, data, acknowledged=False)
             await self._drop()
-        elif isinstance(fault, Reply):
+        elif isinstance(fault, Respond):
             if fault.code < 300:
                 self._capture(envelope, data)
             elif fault.code == 421:

@@ -32,7 +32,7 @@ from smtpkit.devserver import (
     Hang,
     Hide,
     ReadData,
-    Reply,
+    Respond,
     ScriptedServer,
     ScriptedSession,
     StartTLS,
@@ -550,7 +550,7 @@ def test_cram_md5_needs_no_initial_response(auth_server: DevServer) -> None:
 
 
 def test_reply_fault_for_one_recipient(plain_server: DevServer) -> None:
-    plain_server.set_faults(Reply("RCPT", 550, "5.1.1 No such user", match="bad@example.com"))
+    plain_server.set_faults(Respond("RCPT", 550, "5.1.1 No such user", match="bad@example.com"))
     with connect(plain_server) as client:
         refused = client.sendmail("a@example.com", ["good@example.com", "bad@example.com"], MESSAGE)
     assert refused == {"bad@example.com": (550, b"5.1.1 No such user")}
@@ -559,7 +559,7 @@ def test_reply_fault_for_one_recipient(plain_server: DevServer) -> None:
 
 def test_reply_fault_with_regex_and_multiline_text(plain_server: DevServer) -> None:
     plain_server.set_faults(
-        Reply("MAIL", 554, "5.7.1 Listed at\nzen.spamhaus.test", match=re.compile(r"@spam\."))
+        Respond("MAIL", 554, "5.7.1 Listed at\nzen.spamhaus.test", match=re.compile(r"@spam\."))
     )
     with connect(plain_server) as client:
         code, text = client.docmd("MAIL FROM:<x@spam.example>")
@@ -568,7 +568,7 @@ def test_reply_fault_with_regex_and_multiline_text(plain_server: DevServer) -> N
 
 
 def test_greylisting_with_times(plain_server: DevServer) -> None:
-    plain_server.set_faults(Reply("RCPT", 450, "4.7.1 Greylisted, try again", times=2))
+    plain_server.set_faults(Respond("RCPT", 450, "4.7.1 Greylisted, try again", times=2))
     codes = []
     for _ in range(3):
         with connect(plain_server) as client:
@@ -591,7 +591,7 @@ def test_greeting_421_closes(smtp_server_factory: Factory) -> None:
 
 
 def test_greeting_554_refuses_everything_but_quit(smtp_server_factory: Factory) -> None:
-    server = smtp_server_factory(faults=[Reply("CONNECT", 554, "5.7.1 No thanks")])
+    server = smtp_server_factory(faults=[Respond("CONNECT", 554, "5.7.1 No thanks")])
     with (
         socket.create_connection((server.host, server.port), timeout=5) as sock,
         sock.makefile("rb") as reader,
@@ -613,7 +613,7 @@ def test_custom_greeting_text(smtp_server_factory: Factory) -> None:
 
 
 def test_reply_421_closes_the_connection(plain_server: DevServer) -> None:
-    plain_server.set_faults(Reply("MAIL", 421, "4.7.0 Too busy"))
+    plain_server.set_faults(Respond("MAIL", 421, "4.7.0 Too busy"))
     with connect(plain_server) as client:
         assert client.docmd("MAIL FROM:<a@example.com>") == (421, b"4.7.0 Too busy")
         with pytest.raises(DISCONNECTED):
@@ -623,8 +623,8 @@ def test_reply_421_closes_the_connection(plain_server: DevServer) -> None:
 
 def test_positive_reply_fault_replaces_the_text_only(plain_server: DevServer) -> None:
     plain_server.set_faults(
-        Reply("RCPT", 251, "2.1.5 User not local; will forward"),
-        Reply("DATA_END", 250, "2.0.0 Ok: queued as ABC123"),
+        Respond("RCPT", 251, "2.1.5 User not local; will forward"),
+        Respond("DATA_END", 250, "2.0.0 Ok: queued as ABC123"),
     )
     with connect(plain_server) as client:
         client.mail("a@example.com")
@@ -634,14 +634,14 @@ def test_positive_reply_fault_replaces_the_text_only(plain_server: DevServer) ->
 
 
 def test_custom_ehlo_reply(plain_server: DevServer) -> None:
-    plain_server.set_faults(Reply("EHLO", 250, "mx.example\nX-ODD\nSIZE 10"))
+    plain_server.set_faults(Respond("EHLO", 250, "mx.example\nX-ODD\nSIZE 10"))
     with connect(plain_server) as client:
         assert set(client.esmtp_features) == {"x-odd", "size"}
         assert client.mail("a@example.com")[0] == 250  # EHLO still counted
 
 
 def test_refusal_at_data_end_captures_nothing(plain_server: DevServer) -> None:
-    plain_server.set_faults(Reply("DATA_END", 554, "5.6.0 Content rejected", match="viagra"))
+    plain_server.set_faults(Respond("DATA_END", 554, "5.6.0 Content rejected", match="viagra"))
     with connect(plain_server) as client:
         with pytest.raises(smtplib.SMTPDataError) as caught:
             client.sendmail("a@example.com", ["b@example.com"], b"Subject: viagra\r\n\r\nx\r\n")
@@ -651,7 +651,7 @@ def test_refusal_at_data_end_captures_nothing(plain_server: DevServer) -> None:
 
 
 def test_reply_at_data_command(plain_server: DevServer) -> None:
-    plain_server.set_faults(Reply("DATA", 451, "4.3.0 Not now"))
+    plain_server.set_faults(Respond("DATA", 451, "4.3.0 Not now"))
     with connect(plain_server) as client:
         client.mail("a@example.com")
         client.rcpt("b@example.com")
@@ -780,13 +780,13 @@ def test_smtputf8_off(smtp_server_factory: Factory) -> None:
 
 def test_fault_rules_validate_their_input() -> None:
     with pytest.raises(ValueError, match="unknown SMTP command"):
-        Reply("BDAT", 250)
+        Respond("BDAT", 250)
     with pytest.raises(ValueError, match="between 200 and 599"):
-        Reply("RCPT", 999)
+        Respond("RCPT", 999)
     with pytest.raises(ValueError, match="CR"):
-        Reply("RCPT", 550, "x\r\n250 injected")
+        Respond("RCPT", 550, "x\r\n250 injected")
     with pytest.raises(ValueError, match="times"):
-        Reply("RCPT", 550, times=0)
+        Respond("RCPT", 550, times=0)
     with pytest.raises(ValueError, match="after_dot"):
         Drop("MAIL", after_dot=True)
     with pytest.raises(ValueError, match="cannot hide"):
@@ -797,8 +797,8 @@ def test_fault_rules_validate_their_input() -> None:
         BadCertificate("expired")  # type: ignore[arg-type]
     with pytest.raises(TypeError, match="not a fault"):
         DevServer(faults=["RCPT 550"])  # type: ignore[list-item]
-    assert Reply("message", 250).command == "DATA_END"
-    assert Reply("greeting", 220).command == "CONNECT"
+    assert Respond("message", 250).command == "DATA_END"
+    assert Respond("greeting", 220).command == "CONNECT"
     assert Drop("DATA_END") == Drop("DATA", after_dot=True)
 
 

@@ -14,7 +14,7 @@ from smtpkit._envelope import Envelope
 from smtpkit._exceptions import DeliveryUnknown
 from smtpkit._transports._pool import ConnectionPool
 from smtpkit._transports.smtp import SMTPTransport
-from smtpkit.devserver import DevServer, Drop, Hang, Reply
+from smtpkit.devserver import DevServer, Drop, Hang, Respond
 
 FAST = Timeouts(connect=2.0, command=2.0, data=2.0)
 
@@ -119,11 +119,11 @@ async def test_connection_closed_by_the_server_while_idle_is_replaced() -> None:
 
 @pytest.mark.parametrize(
     "fault",
-    [Drop("MAIL", times=1), Reply("MAIL", 421, "4.4.2 Idle timeout, closing", times=1)],
+    [Drop("MAIL", times=1), Respond("MAIL", 421, "4.4.2 Idle timeout, closing", times=1)],
     ids=["drop", "421"],
 )
 async def test_stale_connection_found_at_mail_is_replaced_without_losing_the_message(
-    fault: Drop | Reply,
+    fault: Drop | Respond,
 ) -> None:
     async with DevServer() as server:
         async with transport_for(server.config(timeouts=FAST)) as transport:

@@ -27,7 +27,7 @@ from smtpkit.devserver import (
     Greeting,
     Hang,
     ReadData,
-    Reply,
+    Respond,
     ScriptedServer,
     StartTLS,
     Step,
@@ -62,7 +62,7 @@ def verbs(server: DevServer) -> list[str]:
 
 
 async def test_partial_refusal_delivers_to_the_accepted_and_records_every_reply() -> None:
-    faults = [Reply("RCPT", 550, "5.1.1 No such user here", match="bob@")]
+    faults = [Respond("RCPT", 550, "5.1.1 No such user here", match="bob@")]
     async with DevServer(faults=faults) as server:
         async with transport_for(server.config(timeouts=FAST)) as transport:
             result = await transport.send_raw(
@@ -83,7 +83,7 @@ async def test_partial_refusal_delivers_to_the_accepted_and_records_every_reply(
 
 
 async def test_every_recipient_refused_permanently() -> None:
-    faults = [Reply("RCPT", 550, "5.1.1 No such user")]
+    faults = [Respond("RCPT", 550, "5.1.1 No such user")]
     async with DevServer(faults=faults) as server:
         async with transport_for(server.config(timeouts=FAST)) as transport:
             with pytest.raises(RecipientsRefused) as caught:
@@ -102,7 +102,7 @@ async def test_every_recipient_refused_permanently() -> None:
 
 
 async def test_every_recipient_greylisted_is_transient_and_a_retry_succeeds() -> None:
-    faults = [Reply("RCPT", 450, "4.7.1 Greylisted, try again later", times=1)]
+    faults = [Respond("RCPT", 450, "4.7.1 Greylisted, try again later", times=1)]
     async with DevServer(faults=faults) as server:
         async with transport_for(server.config(timeouts=FAST)) as transport:
             with pytest.raises(RecipientsRefused) as caught:
@@ -115,8 +115,8 @@ async def test_every_recipient_greylisted_is_transient_and_a_retry_succeeds() ->
 
 async def test_mixed_4xx_and_5xx_refusal_is_permanent() -> None:
     faults = [
-        Reply("RCPT", 450, "4.2.0 Mailbox busy", match="a@"),
-        Reply("RCPT", 550, "5.1.1 No such user", match="b@"),
+        Respond("RCPT", 450, "4.2.0 Mailbox busy", match="a@"),
+        Respond("RCPT", 550, "5.1.1 No such user", match="b@"),
     ]
     async with (
         DevServer(faults=faults) as server,
@@ -128,7 +128,7 @@ async def test_mixed_4xx_and_5xx_refusal_is_permanent() -> None:
 
 
 async def test_abort_mode_resets_and_raises_on_partial_refusal() -> None:
-    faults = [Reply("RCPT", 550, "5.1.1 No such user", match="bob@")]
+    faults = [Respond("RCPT", 550, "5.1.1 No such user", match="bob@")]
     async with DevServer(faults=faults) as server:
         config = server.config(timeouts=FAST, on_partial_rejection="abort")
         async with transport_for(config) as transport:
@@ -142,7 +142,7 @@ async def test_abort_mode_resets_and_raises_on_partial_refusal() -> None:
 
 async def test_452_too_many_recipients_splits_into_another_transaction() -> None:
     rcpts = [f"r{i}@example.com" for i in range(1, 6)]
-    faults = [Reply("RCPT", 452, "4.5.3 Too many recipients", match="r3@", times=1)]
+    faults = [Respond("RCPT", 452, "4.5.3 Too many recipients", match="r3@", times=1)]
     async with DevServer(faults=faults) as server:
         async with transport_for(server.config(timeouts=FAST)) as transport:
             result = await transport.send_raw(envelope(*rcpts), message())
@@ -154,7 +154,7 @@ async def test_452_too_many_recipients_splits_into_another_transaction() -> None
 
 async def test_552_too_many_recipients_also_splits() -> None:
     rcpts = ["a@example.com", "b@example.com"]
-    faults = [Reply("RCPT", 552, "5.5.3 Too many recipients", match="b@", times=1)]
+    faults = [Respond("RCPT", 552, "5.5.3 Too many recipients", match="b@", times=1)]
     async with DevServer(faults=faults) as server:
         async with transport_for(server.config(timeouts=FAST)) as transport:
             result = await transport.send_raw(envelope(*rcpts), message())
@@ -163,7 +163,7 @@ async def test_552_too_many_recipients_also_splits() -> None:
 
 
 async def test_452_for_the_first_recipient_of_a_transaction_is_a_refusal() -> None:
-    faults = [Reply("RCPT", 452, "4.5.3 Too many recipients", match="a@")]
+    faults = [Respond("RCPT", 452, "4.5.3 Too many recipients", match="a@")]
     async with DevServer(faults=faults) as server:
         async with transport_for(server.config(timeouts=FAST)) as transport:
             result = await transport.send_raw(envelope("a@example.com", "b@example.com"), message())
@@ -187,8 +187,8 @@ async def test_data_refused_in_a_later_transaction_is_recorded_per_recipient() -
     # an error (a retry would deliver the first recipient twice): it is that recipient's
     # outcome.
     faults = [
-        Reply("DATA_END", 250, "2.0.0 Ok", times=1),
-        Reply("DATA_END", 554, "5.6.0 Content rejected"),
+        Respond("DATA_END", 250, "2.0.0 Ok", times=1),
+        Respond("DATA_END", 554, "5.6.0 Content rejected"),
     ]
     async with DevServer(faults=faults) as server:
         config = server.config(timeouts=FAST, max_recipients_per_transaction=1)
@@ -204,7 +204,7 @@ async def test_data_refused_in_a_later_transaction_is_recorded_per_recipient() -
 
 
 async def test_sender_refused_keeps_the_connection() -> None:
-    faults = [Reply("MAIL", 553, "5.7.1 Sender address rejected: not owned by user", times=1)]
+    faults = [Respond("MAIL", 553, "5.7.1 Sender address rejected: not owned by user", times=1)]
     async with DevServer(faults=faults) as server:
         async with transport_for(server.config(timeouts=FAST)) as transport:
             with pytest.raises(SenderRefused) as caught:
@@ -220,7 +220,7 @@ async def test_sender_refused_keeps_the_connection() -> None:
 
 @pytest.mark.parametrize("command", ["DATA", "DATA_END"])
 async def test_data_refused(command: str) -> None:
-    faults = [Reply(command, 554, "5.7.1 Message rejected as spam", times=1)]
+    faults = [Respond(command, 554, "5.7.1 Message rejected as spam", times=1)]
     async with DevServer(faults=faults) as server:
         async with transport_for(server.config(timeouts=FAST)) as transport:
             with pytest.raises(DataRefused) as caught:
@@ -234,7 +234,7 @@ async def test_data_refused(command: str) -> None:
 
 
 async def test_data_451_is_transient() -> None:
-    faults = [Reply("DATA_END", 451, "4.3.0 Temporary local problem")]
+    faults = [Respond("DATA_END", 451, "4.3.0 Temporary local problem")]
     async with (
         DevServer(faults=faults) as server,
         transport_for(server.config(timeouts=FAST)) as transport,
@@ -271,7 +271,7 @@ async def test_554_greeting_is_permanent() -> None:
 
 
 async def test_421_to_mail_on_a_fresh_connection_is_a_disconnect() -> None:
-    faults = [Reply("MAIL", 421, "4.7.0 Too many errors, closing")]
+    faults = [Respond("MAIL", 421, "4.7.0 Too many errors, closing")]
     async with (
         DevServer(faults=faults) as server,
         transport_for(server.config(timeouts=FAST)) as transport,
@@ -284,7 +284,7 @@ async def test_421_to_mail_on_a_fresh_connection_is_a_disconnect() -> None:
 
 
 async def test_ehlo_refused_falls_back_to_helo_in_plaintext() -> None:
-    async with DevServer(tls="none", faults=[Reply("EHLO", 502, "5.5.2 Not implemented")]) as s:
+    async with DevServer(tls="none", faults=[Respond("EHLO", 502, "5.5.2 Not implemented")]) as s:
         async with transport_for(s.config(timeouts=FAST)) as transport:
             await transport.send_raw(envelope(), message())
         assert verbs(s)[:2] == ["EHLO", "HELO"]
@@ -292,7 +292,7 @@ async def test_ehlo_refused_falls_back_to_helo_in_plaintext() -> None:
 
 
 async def test_ehlo_refused_with_required_starttls_is_not_a_plaintext_fallback() -> None:
-    async with DevServer(faults=[Reply("EHLO", 502, "5.5.2 Not implemented")]) as server:
+    async with DevServer(faults=[Respond("EHLO", 502, "5.5.2 Not implemented")]) as server:
         async with transport_for(server.config(timeouts=FAST)) as transport:
             with pytest.raises(Exception) as caught:
                 await transport.send_raw(envelope(), message())

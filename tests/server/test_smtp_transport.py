@@ -24,7 +24,7 @@ from smtpkit._exceptions import (
 from smtpkit._secrets import Secret
 from smtpkit._transports.base import AsyncTransport
 from smtpkit._transports.smtp import SMTPTransport
-from smtpkit.devserver import BadCertificate, DevServer, Hide, Reply
+from smtpkit.devserver import BadCertificate, DevServer, Hide, Respond
 
 FAST = Timeouts(connect=2.0, command=2.0, data=2.0)
 PASSWORD = "pw-S3cr3t-7e1d"
@@ -149,7 +149,7 @@ async def test_opportunistic_continues_in_plaintext_when_not_offered() -> None:
 
 
 async def test_opportunistic_continues_when_starttls_is_refused() -> None:
-    faults = [Reply("STARTTLS", 454, "4.7.0 TLS not available")]
+    faults = [Respond("STARTTLS", 454, "4.7.0 TLS not available")]
     async with DevServer(tls="starttls", faults=faults) as server:
         config = server.config(tls=TLSMode.STARTTLS_OPPORTUNISTIC, timeouts=FAST)
         async with transport_for(config) as transport:
@@ -172,7 +172,7 @@ async def test_required_starttls_stripped_fails_before_anything_is_sent() -> Non
 
 
 async def test_required_starttls_refused_by_server() -> None:
-    faults = [Reply("STARTTLS", 454, "4.7.0 TLS not available due to temporary reason")]
+    faults = [Respond("STARTTLS", 454, "4.7.0 TLS not available due to temporary reason")]
     async with DevServer(tls="starttls", auth=True, faults=faults) as server:
         async with transport_for(server.config(timeouts=FAST)) as transport:
             with pytest.raises(TLSError) as caught:
@@ -291,7 +291,7 @@ async def test_preference_order_picks_the_first_offered_mechanism() -> None:
 async def test_cram_md5_failure_falls_back_to_plain() -> None:
     # A 535 to CRAM-MD5 (for example a server whose password store cannot do it) does not
     # mean the password is wrong: the next mechanism is tried.
-    faults = [Reply("AUTH", 535, "5.7.8 CRAM-MD5 not usable", match="CRAM-MD5")]
+    faults = [Respond("AUTH", 535, "5.7.8 CRAM-MD5 not usable", match="CRAM-MD5")]
     async with DevServer(auth=True, mechanisms=("CRAM-MD5", "PLAIN"), faults=faults) as server:
         async with transport_for(server.config(timeouts=FAST)) as transport:
             await transport.send_raw(envelope(), message())
@@ -311,7 +311,7 @@ async def test_plain_535_does_not_retry_the_same_password_with_login() -> None:
 
 
 async def test_auth_4xx_is_transient() -> None:
-    faults = [Reply("AUTH", 454, "4.7.0 Temporary authentication failure")]
+    faults = [Respond("AUTH", 454, "4.7.0 Temporary authentication failure")]
     async with DevServer(auth=True, faults=faults) as server:
         async with transport_for(server.config(timeouts=FAST)) as transport:
             with pytest.raises(AuthenticationError) as caught:
