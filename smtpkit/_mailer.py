@@ -11,13 +11,14 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import logging
+import os
 import time
 from collections.abc import AsyncIterable, Iterable, Mapping
 from types import TracebackType
 from typing import Self
 
 from smtpkit._config import RetryPolicy, SMTPConfig
-from smtpkit._dsn import TransportGroup, parse_dsn
+from smtpkit._dsn import TransportGroup, config_from_env, parse_dsn
 from smtpkit._envelope import Envelope
 from smtpkit._exceptions import ConfigError, SmtpkitError, TransportError
 from smtpkit._hooks import Hooks
@@ -29,7 +30,7 @@ from smtpkit._transports.base import AsyncTransport
 from smtpkit._transports.multi import FailoverTransport, RoundRobinTransport
 from smtpkit._transports.smtp import SMTPTransport
 
-__all__ = ["AsyncMailer", "SendOutcome"]
+__all__ = ["AsyncMailer", "MailerConstructors", "SendOutcome"]
 
 _log = logging.getLogger("smtpkit.mailer")
 
@@ -49,7 +50,52 @@ def _transport_for(target: SMTPConfig | TransportGroup) -> tuple[AsyncTransport,
     return group, target.configs[0].retry
 
 
-class AsyncMailer:
+class MailerConstructors:
+    """The ways to build a mailer, shared by :class:`AsyncMailer` and the blocking ``Mailer``.
+
+    Both take the same arguments; the alternative constructors are written once, here.
+    """
+
+    def __init__(
+        self,
+        config_or_transport: SMTPConfig | TransportGroup | AsyncTransport,
+        /,
+        *,
+        hooks: Hooks | None = None,
+        retry: RetryPolicy | None = None,
+        rate_limit: float | None = None,
+    ) -> None:
+        raise NotImplementedError
+
+    @classmethod
+    def from_dsn(
+        cls,
+        dsn: str,
+        /,
+        *,
+        hooks: Hooks | None = None,
+        retry: RetryPolicy | None = None,
+        rate_limit: float | None = None,
+    ) -> Self:
+        """A mailer from a DSN such as ``smtps://user:pass@host:465`` or ``failover(dsn dsn)``."""
+        return cls(parse_dsn(dsn), hooks=hooks, retry=retry, rate_limit=rate_limit)
+
+    @classmethod
+    def from_env(
+        cls,
+        environ: Mapping[str, str] | None = None,
+        /,
+        *,
+        hooks: Hooks | None = None,
+        retry: RetryPolicy | None = None,
+        rate_limit: float | None = None,
+    ) -> Self:
+        """A mailer from ``SMTPKIT_DSN`` or ``SMTPKIT_*`` variables (default: ``os.environ``)."""
+        target = config_from_env(environ if environ is not None else os.environ)
+        return cls(target, hooks=hooks, retry=retry, rate_limit=rate_limit)
+
+
+class AsyncMailer(MailerConstructors):
     """Send messages over a transport, asynchronously.
 
     Args:
@@ -86,35 +132,6 @@ class AsyncMailer:
         self._hooks = hooks if hooks is not None else Hooks()
         self._rate = RateLimiter(rate_limit) if rate_limit is not None else None
         self._closed = False
-
-    @classmethod
-    def from_dsn(
-        cls,
-        dsn: str,
-        /,
-        *,
-        hooks: Hooks | None = None,
-        retry: RetryPolicy | None = None,
-        rate_limit: float | None = None,
-    ) -> Self:
-        """A mailer from a DSN such as ``smtps://user:pass@host:465`` or ``failover(dsn dsn)``."""
-        return cls(parse_dsn(dsn), hooks=hooks, retry=retry, rate_limit=rate_limit)
-
-    @classmethod
-    def from_env(
-        cls,
-        environ: Mapping[str, str] | None = None,
-        /,
-        *,
-        hooks: Hooks | None = None,
-        retry: RetryPolicy | None = None,
-        rate_limit: float | None = None,
-    ) -> Self:
-        """A mailer from ``SMTPKIT_DSN`` or the ``SMTPKIT_*`` variables (see ``from_env``)."""
-        env = environ if environ is not None else _os_environ()
-        dsn = env.get("SMTPKIT_DSN")
-        target = parse_dsn(dsn) if dsn else SMTPConfig.from_env(env)
-        return cls(target, hooks=hooks, retry=retry, rate_limit=rate_limit)
 
     @property
     def transport(self) -> AsyncTransport:
@@ -248,9 +265,3 @@ def _pool_size(target: SMTPConfig | TransportGroup) -> int:
     if isinstance(target, SMTPConfig):
         return target.pool.max_connections
     return sum(config.pool.max_connections for config in target.configs)
-
-
-def _os_environ() -> Mapping[str, str]:
-    import os
-
-    return os.environ

@@ -12,17 +12,17 @@ from __future__ import annotations
 
 import asyncio
 import threading
-from collections.abc import Coroutine, Iterable, Mapping
+from collections.abc import Coroutine, Iterable
 from concurrent.futures import Future
 from types import TracebackType
 from typing import Any, Self, TypeVar
 
 from smtpkit._config import RetryPolicy, SMTPConfig
-from smtpkit._dsn import TransportGroup, parse_dsn
+from smtpkit._dsn import TransportGroup
 from smtpkit._envelope import Envelope
 from smtpkit._exceptions import ConfigError
 from smtpkit._hooks import Hooks
-from smtpkit._mailer import AsyncMailer, SendOutcome
+from smtpkit._mailer import AsyncMailer, MailerConstructors, SendOutcome
 from smtpkit._message import Message
 from smtpkit._replies import SendResult
 from smtpkit._transports.base import AsyncTransport
@@ -69,7 +69,7 @@ class _LoopThread:
         self._loop.close()
 
 
-class Mailer:
+class Mailer(MailerConstructors):
     """Send messages, blocking: the same API as :class:`~smtpkit.AsyncMailer`, for scripts and WSGI.
 
     >>> with Mailer.from_dsn("smtp://user:pass@smtp.example.com:587") as mailer:  # doctest: +SKIP
@@ -98,37 +98,6 @@ class Mailer:
             self._runner.stop()
             raise
         self._closed = False
-
-    @classmethod
-    def from_dsn(
-        cls,
-        dsn: str,
-        /,
-        *,
-        hooks: Hooks | None = None,
-        retry: RetryPolicy | None = None,
-        rate_limit: float | None = None,
-    ) -> Self:
-        """A mailer from a DSN (see :meth:`AsyncMailer.from_dsn`)."""
-        return cls(parse_dsn(dsn), hooks=hooks, retry=retry, rate_limit=rate_limit)
-
-    @classmethod
-    def from_env(
-        cls,
-        environ: Mapping[str, str] | None = None,
-        /,
-        *,
-        hooks: Hooks | None = None,
-        retry: RetryPolicy | None = None,
-        rate_limit: float | None = None,
-    ) -> Self:
-        """A mailer from ``SMTPKIT_DSN`` or ``SMTPKIT_*`` (see :meth:`AsyncMailer.from_env`)."""
-        import os
-
-        env = environ if environ is not None else os.environ
-        dsn = env.get("SMTPKIT_DSN")
-        target = parse_dsn(dsn) if dsn else SMTPConfig.from_env(env)
-        return cls(target, hooks=hooks, retry=retry, rate_limit=rate_limit)
 
     @property
     def transport(self) -> AsyncTransport:

@@ -255,11 +255,20 @@ class _Connection:
                 pass  # nothing to report: we are leaving anyway
             else:
                 self.transcript.server(response.code, response.message)
-        self.smtp.close()
+        self._drop_socket()
 
     def abort(self) -> None:
         """Close without QUIT: the session is broken or in an unknown state."""
         self.clean = False
+        self._drop_socket()
+
+    def _drop_socket(self) -> None:
+        # transport.close() on a TLS connection starts a graceful TLS shutdown that finishes
+        # only on later loop iterations (or after a 30 s timeout); a loop stopped before then
+        # leaks the socket. The SMTP session is over either way, so close the socket now.
+        transport = self.smtp.transport
+        if isinstance(transport, asyncio.Transport) and not transport.is_closing():
+            transport.abort()
         self.smtp.close()
 
 
