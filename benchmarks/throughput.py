@@ -1,4 +1,4 @@
-"""Delivery throughput over loopback SMTP: smtpkit against aiosmtplib, smtplib and Django, in one run.
+"""Delivery throughput over loopback SMTP: smtpkit, aiosmtplib, smtplib and Django, in one run.
 
 Every client sends N small messages to the same fast sink (benchmarks/_sink.py, run as a
 separate process so it never shares a GIL with the client) on 127.0.0.1, in two scenarios:
@@ -37,7 +37,6 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
@@ -49,6 +48,7 @@ from smtpkit import (  # noqa: E402
     Credentials,
     Message,
     PoolLimits,
+    Secret,
     SMTPConfig,
     TLSMode,
 )
@@ -95,7 +95,7 @@ class Sink:
 
 
 @contextmanager
-def running_sink(directory: Path) -> Iterator[Sink]:
+def running_sink(directory: Path, engine: str = "threads") -> Iterator[Sink]:
     """Start the sink in its own process; it is always stopped when the block ends."""
     import trustme
 
@@ -116,6 +116,8 @@ def running_sink(directory: Path) -> Iterator[Sink]:
         str(cert_file),
         "--key",
         str(key_file),
+        "--engine",
+        engine,
     ]
     # stdin is the sink's lifeline: it exits when the pipe closes, even if we are killed.
     process = subprocess.Popen(command, stdin=subprocess.PIPE, stdout=subprocess.PIPE)
@@ -172,7 +174,7 @@ class Setup:
             host=HOST,
             port=self.port,
             tls=TLSMode.STARTTLS,
-            credentials=Credentials(USERNAME, PASSWORD),
+            credentials=Credentials(USERNAME, Secret(PASSWORD)),
             auth_mechanisms=("PLAIN",),
             local_hostname=EHLO_NAME,
             ca_file=self.ca_file,
@@ -184,13 +186,11 @@ def build_message() -> Message:
     return Message(sender=SENDER, to=[RECIPIENT], subject=SUBJECT, text=BODY)
 
 
-
-
 @dataclass
 class Client:
     name: str
     family: str  # for --only
-    run: Callable[[Setup, int, int, "Timer"], None]
+    run: Callable[[Setup, int, int, Timer], None]
 
 
 class Timer:
@@ -473,7 +473,8 @@ def report(rows: list[Row], args: argparse.Namespace, size: int) -> None:
             )
             print(
                 f"{scenario:14} {row.client:36} {row.rate:8.0f} {ratio}"
-                f" {row.cpu / row.messages * 1e3:10.3f} {spread:6.0%} {row.sink_cpu / row.wall:8.0%}"
+                f" {row.cpu / row.messages * 1e3:10.3f} {spread:6.0%}"
+                f" {row.sink_cpu / row.wall:8.0%}"
             )
         print()
     check_goals(by_scenario)
@@ -509,7 +510,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--n", type=int, default=2000, help="timed messages per client")
     parser.add_argument("--warmup", type=int, default=100, help="untimed messages per client run")
-    parser.add_argument("--rounds", type=int, default=2, help="interleaved rounds (n is split)")
+    parser.add_argument("--rounds", type=int, default=4, help="interleaved rounds (n is split)")
     parser.add_argument("--scenario", choices=("plain", "starttls", "both"), default="both")
     parser.add_argument(
         "--only",
@@ -518,13 +519,20 @@ def main() -> None:
         help="run only these clients (repeatable)",
     )
     parser.add_argument("--skip-django", action="store_true")
+    parser.add_argument(
+        "--sink-engine",
+        choices=("threads", "asyncio"),
+        default="threads",
+        help="the sink's engine (threads answers faster; see _sink.py)",
+    )
     parser.add_argument("-v", "--verbose", action="store_true", help="print each round")
     args = parser.parse_args()
     if args.n < 1 or args.warmup < 8:
         parser.error("--n must be >= 1 and --warmup >= 8 (enough to open 8 connections)")
-    with tempfile.TemporaryDirectory(prefix="smtpkit-bench-") as tmp, running_sink(
-        Path(tmp)
-    ) as sink:
+    with (
+        tempfile.TemporaryDirectory(prefix="smtpkit-bench-") as tmp,
+        running_sink(Path(tmp), args.sink_engine) as sink,
+    ):
         rows = run_all(args, sink)
     report(rows, args, len(build_message().to_bytes()))
 

@@ -49,6 +49,7 @@ from smtpkit._exceptions import (
     TransportTimeout,
 )
 from smtpkit._hooks import Hooks
+from smtpkit._html_text import html_to_text
 from smtpkit._mailer import AsyncMailer
 from smtpkit._message import Attachment, InlineImage, Message, MessageLimits
 from smtpkit._replies import RecipientStatus, Reply, SendResult
@@ -116,5 +117,6 @@ __all__ = [
     "TransportGroup",
     "TransportTimeout",
     "__version__",
+    "html_to_text",
     "parse_dsn",
 ]

@@ -12,6 +12,7 @@ tests, demos and the development server).
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import TypeAlias, cast
@@ -37,6 +38,15 @@ MAX_ADDRESS_LENGTH = 254
 MAX_NAME_LENGTH = 512
 # Longest ``Name <addr>`` text the splitter looks at at all: bounds the work on hostile input.
 _MAX_MAILBOX_TEXT = MAX_NAME_LENGTH * 2 + MAX_ADDRESS_LENGTH + 8
+
+
+# Shapes of validated fields (email-validator's output): checked again when an Address is built
+# directly. Non-ASCII is allowed (SMTPUTF8 / IDN) except C1 controls and line separators.
+_ATEXT = r"[A-Za-z0-9!#$%&'*+/=?^_`{|}~\-\u00a0-\u2027\u202a-\U0010ffff]"
+_LOCAL_SHAPE = re.compile(rf"{_ATEXT}+(?:\.{_ATEXT}+)*")
+_LABEL = r"[A-Za-z0-9\-\u00a0-\u2027\u202a-\U0010ffff]+"
+_DOMAIN_SHAPE = re.compile(rf"{_LABEL}(?:\.{_LABEL})*")
+_ASCII_DOMAIN_SHAPE = re.compile(r"[A-Za-z0-9\-]+(?:\.[A-Za-z0-9\-]+)*")
 
 
 def _shown(text: str) -> str:
@@ -65,6 +75,22 @@ class Address:
     domain: str
     #: The domain in ASCII (A-label, ``xn--``) form.
     ascii_domain: str
+
+    def __post_init__(self) -> None:
+        # The fields reach headers and MAIL/RCPT verbatim, so an Address built directly (not by
+        # parse) must still have their shape: a dot-atom and two host names, nothing else.
+        if not (
+            isinstance(self.local, str)
+            and isinstance(self.domain, str)
+            and isinstance(self.ascii_domain, str)
+            and _LOCAL_SHAPE.fullmatch(self.local)
+            and _DOMAIN_SHAPE.fullmatch(self.domain)
+            and _ASCII_DOMAIN_SHAPE.fullmatch(self.ascii_domain)
+        ):
+            raise InvalidAddress(
+                f"Address({_shown(str(self.local))}, {_shown(str(self.domain))}, ...) is not a "
+                "valid address: build addresses with Address.parse()"
+            )
 
     @classmethod
     def parse(
@@ -228,6 +254,16 @@ class Mailbox:
 
     address: Address
     name: str | None = None
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.address, Address):
+            raise InvalidAddress(
+                f"Mailbox address must be an Address, not {type(self.address).__name__}"
+            )
+        if self.name is not None:
+            if not isinstance(self.name, str):
+                raise InvalidHeader(f"display name must be a str, not {type(self.name).__name__}")
+            check_header_value(self.name, field="display name", max_length=MAX_NAME_LENGTH)
 
     @classmethod
     def parse(cls, value: MailboxLike, *, field: str = "address") -> Mailbox:

@@ -261,7 +261,10 @@ def phrase_pieces(name: str, *, utf8: bool, first_room: int = _SOFT_LIMIT) -> li
         if atoms.fullmatch(name) is not None:
             return [" " + w for w in name.split(" ")]
         if utf8 or name.isascii():
-            return [" " + quote_string(name)]
+            quoted = quote_string(name)
+            # Quoting adds a backslash before each '"' and '\\': measure what will be written.
+            if _octets(quoted) <= _MAX_WORD:
+                return [" " + quoted]
     return [" " + w for w in encoded_words(name, first_room)]
 
 

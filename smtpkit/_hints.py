@@ -501,6 +501,23 @@ _NO_COMMON_MECHANISM = (
     "The server offers none of the AUTH mechanisms smtpkit may use with these credentials: "
     "check auth_mechanisms, and note that Gmail and Microsoft 365 accept XOAUTH2 with a token."
 )
+_PLAINTEXT_AUTH = (
+    "smtpkit refuses to send credentials over an unencrypted connection: use tls=starttls "
+    "(port 587) or tls=implicit (port 465); only for a trusted local relay set "
+    "allow_insecure_auth=true."
+)
+_NEEDS_SMTPUTF8 = (
+    "The server does not offer SMTPUTF8, which a non-ASCII local part (before the @) needs: "
+    "use an ASCII address for it, or a server that supports SMTPUTF8 (most large providers do)."
+)
+_NEEDS_8BITMIME = (
+    "The server does not offer 8BITMIME and the data has 8-bit bytes: build the message with "
+    "smtpkit's Message (it uses 7-bit transfer encodings) or encode the raw data as 7-bit."
+)
+_COMMAND_TIMEOUT = (
+    "The server at {where} stopped answering in the middle of the conversation: it may be "
+    "overloaded or slow to scan the message; raise the command/data timeouts or retry later."
+)
 _AUTH_NOT_OFFERED = (
     "The server does not offer AUTH on this connection: most servers offer it only after TLS "
     "and on the submission ports 587/465, not on port 25."
@@ -523,7 +540,15 @@ def _network_hint(f: _Failure) -> str | None:
         return _certificate_hint(f)
     if f.stage == "tls" and f.has("starttls") and f.has("not offer", "not support", "advertis"):
         return _STARTTLS_MISSING
+    if f.stage == "auth" and f.has("unencrypted", "plaintext"):
+        return _PLAINTEXT_AUTH
+    if f.has("needs smtputf8"):
+        return _NEEDS_SMTPUTF8
+    if f.has("8bitmime"):
+        return _NEEDS_8BITMIME
     if f.stage == "auth":
+        if f.has("does not offer auth"):
+            return _AUTH_NOT_OFFERED
         if f.has("no common", "mechanism"):
             return _NO_COMMON_MECHANISM
         if f.has("not offer", "not support", "not advertis"):
@@ -570,4 +595,5 @@ def _timeout_hint(f: _Failure) -> str:
             return _PORT_25_BLOCKED
         if f.port == 465:
             return _TIMEOUT_465
-    return _CONNECT_TIMEOUT.format(where=f.where)
+        return _CONNECT_TIMEOUT.format(where=f.where)
+    return _COMMAND_TIMEOUT.format(where=f.where)

@@ -5,7 +5,7 @@ replacement :class:`~smtpkit.Message`, or ``None`` to keep the message as it is,
 :class:`~smtpkit.MessageRejected` to stop it; nothing goes on the wire after a rejection.
 
 >>> def tag(message):
-...     return message.replace(headers={**message.headers, "X-Stream": "transactional"})
+...     return message.replace(headers=[*message.headers, ("X-Stream", "transactional")])
 >>> hooks = Hooks(before_send=(tag,))
 """
 

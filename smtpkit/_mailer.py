@@ -24,8 +24,8 @@ from smtpkit._exceptions import ConfigError, SmtpkitError, TransportError
 from smtpkit._hooks import Hooks
 from smtpkit._message import Message
 from smtpkit._ratelimit import RateLimiter
-from smtpkit._replies import SendResult
-from smtpkit._retry import run_with_retry
+from smtpkit._replies import RecipientStatus, SendResult
+from smtpkit._retry import is_retryable, run_with_retry
 from smtpkit._transports.base import AsyncTransport
 from smtpkit._transports.multi import FailoverTransport, RoundRobinTransport
 from smtpkit._transports.smtp import SMTPTransport
@@ -245,20 +245,82 @@ class AsyncMailer(MailerConstructors):
     ) -> SendResult:
         if self._rate is not None:
             await self._rate.acquire()
-        transport = self._transport
+        delivery = _Delivery(self._transport, envelope, data)
         try:
-            retried = await run_with_retry(lambda: transport.send_raw(envelope, data), self._retry)
+            retried = await run_with_retry(delivery.attempt, self._retry)
+            value, attempts = retried.value, retried.attempts
         except SmtpkitError as exc:
-            await self._hooks.run_failed(envelope, exc)
-            raise
+            if delivery.first is None:
+                await self._hooks.run_failed(envelope, exc)
+                raise
+            # Delivered to some recipients; the rest stay refused with their last reply.
+            value, attempts = delivery.first, exc.attempts
         result = dataclasses.replace(
-            retried.value,
-            attempts=retried.attempts,
+            delivery.merged(value),
+            attempts=attempts,
             elapsed=time.monotonic() - started,
-            message_id=message_id if message_id is not None else retried.value.message_id,
+            message_id=message_id if message_id is not None else value.message_id,
         )
         await self._hooks.run_sent(result)
         return result
+
+
+class _PendingRecipients(TransportError):
+    """Some recipients were refused with a 4xx reply while others were accepted."""
+
+
+class _Delivery:
+    """One message's attempts: the whole envelope first, then only transiently refused recipients.
+
+    A greylisted (4xx) recipient among accepted ones is retried on its own, under the same
+    bytes and Message-ID, so the accepted recipients never get a second copy.
+    """
+
+    def __init__(self, transport: AsyncTransport, envelope: Envelope, data: bytes) -> None:
+        self._transport = transport
+        self._sender = envelope.sender
+        self._data = data
+        self.pending = envelope
+        self._addresses = {str(address): address for address in envelope.recipients}
+        self.first: SendResult | None = None
+        self.statuses: dict[str, RecipientStatus] = {}
+
+    async def attempt(self) -> SendResult:
+        try:
+            result = await self._transport.send_raw(self.pending, self._data)
+        except SmtpkitError as exc:
+            if self.first is None or is_retryable(exc):
+                raise
+            # A later attempt for the remaining recipients failed for good. The message was
+            # delivered to the others, so this is a refusal of these recipients, not of the send.
+            reply = exc.reply if isinstance(exc, TransportError) else None
+            if reply is not None:
+                for address in self.pending.recipients:
+                    key = str(address)
+                    self.statuses[key] = RecipientStatus(key, reply)
+            _log.warning("retrying refused recipients ended with %s", type(exc).__name__)
+            return self.first
+        if self.first is None:
+            self.first = result
+        for status in result.recipients:
+            self.statuses[status.address] = status
+        waiting = [s for s in result.recipients if s.reply.is_transient]
+        if waiting and len(waiting) < len(self.statuses) and result.accepted:
+            self.pending = Envelope(
+                self._sender, [self._addresses.get(s.address, s.address) for s in waiting]
+            )
+            raise _PendingRecipients(
+                f"{len(waiting)} recipient(s) refused for now: {waiting[0].reply}",
+                stage="rcpt",
+                reply=waiting[0].reply,
+            )
+        return result
+
+    def merged(self, result: SendResult) -> SendResult:
+        """The first transaction's result with every recipient's latest status."""
+        first = self.first if self.first is not None else result
+        recipients = tuple(self.statuses.get(s.address, s) for s in first.recipients)
+        return dataclasses.replace(first, recipients=recipients)
 
 
 def _pool_size(target: SMTPConfig | TransportGroup) -> int:

@@ -46,6 +46,7 @@ from smtpkit._headers import (
     header_params,
     header_unstructured,
 )
+from smtpkit._html_text import html_to_text
 from smtpkit._mime import Leaf, Multipart, Part, base64_size, encode_text, render
 
 __all__ = ["Attachment", "InlineImage", "Message", "MessageLimits", "Priority"]
@@ -499,6 +500,7 @@ class Message:
     priority: Priority | None
     message_id_domain: str | None
     limits: MessageLimits
+    _derived_text: bool = field(repr=False, compare=False)
     _seed: str = field(repr=False, compare=False)
     _bytes: bytes | None = field(repr=False, compare=False)
 
@@ -556,8 +558,15 @@ class Message:
             )
 
         put(self, "subject", check_header_value(subject, field="subject", max_length=hlen))
+        html = _check_body(html, "html", max_size)
+        # A message with only HTML gets a readable text alternative: spam filters penalise
+        # HTML-only mail, and text-only clients show nothing useful without one.
+        derived = text is None and html is not None
+        if derived:
+            text = html_to_text(html or "")
         put(self, "text", _check_body(text, "text", max_size))
-        put(self, "html", _check_body(html, "html", max_size))
+        put(self, "html", html)
+        put(self, "_derived_text", derived)
         put(self, "calendar", _calendar(calendar, max_size))
 
         attachment_list = tuple(attachments)
@@ -670,6 +679,8 @@ class Message:
         ('Hello', True)
         """
         kwargs = {name: getattr(self, name) for name in _INIT_FIELDS}
+        if self._derived_text and "html" in changes and "text" not in changes:
+            kwargs["text"] = None  # derive it again from the new HTML
         kwargs.update(changes)
         return Message(**kwargs)
 

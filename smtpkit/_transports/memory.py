@@ -11,15 +11,14 @@
 
 from __future__ import annotations
 
-import email.policy
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from email.message import EmailMessage
-from email.parser import BytesParser
 from functools import cached_property
 from typing import TYPE_CHECKING
 
 from smtpkit._exceptions import RecipientsRefused
+from smtpkit._parsed import ParsedMessageView
 from smtpkit._replies import RecipientStatus, Reply, SendResult
 from smtpkit._transports.base import message_id_of
 
@@ -35,8 +34,12 @@ DEFAULT_REFUSAL = Reply(550, "5.1.1", "Mailbox unavailable")
 
 
 @dataclass(frozen=True, eq=False)
-class SentMessage:
+class SentMessage(ParsedMessageView):
     """One message a :class:`MemoryTransport` accepted.
+
+    Its headers and bodies read like a captured message's (:class:`ParsedMessageView`):
+    ``subject``, ``header(name)``, ``text``, ``html``, ``attachments``; ``message`` and
+    ``parsed`` are the whole parsed message.
 
     Attributes:
         envelope: the envelope it was sent with.
@@ -50,10 +53,12 @@ class SentMessage:
 
     @cached_property
     def message(self) -> EmailMessage:
-        """The bytes parsed back into an :class:`email.message.EmailMessage`."""
-        parsed = BytesParser(policy=email.policy.default).parsebytes(self.data)
-        assert isinstance(parsed, EmailMessage)
-        return parsed
+        """The bytes parsed back into an :class:`email.message.EmailMessage` (parsed once)."""
+        return self.parsed
+
+    def _view(self) -> EmailMessage:
+        # Read the cached parse: tests look at several headers and bodies of one message.
+        return self.message
 
     @property
     def sender(self) -> str | None:
@@ -69,38 +74,6 @@ class SentMessage:
     def message_id(self) -> str | None:
         """The Message-ID header, with angle brackets."""
         return self.result.message_id
-
-    @property
-    def subject(self) -> str | None:
-        """The decoded Subject header, or ``None`` when absent."""
-        return self.header("Subject")
-
-    def header(self, name: str) -> str | None:
-        """A decoded header value, or ``None`` when absent."""
-        value = self.message.get(name)
-        return None if value is None else str(value)
-
-    @property
-    def text(self) -> str | None:
-        """The ``text/plain`` body, decoded, with ``"\\n"`` line ends; or ``None``."""
-        return self._body("plain")
-
-    @property
-    def html(self) -> str | None:
-        """The ``text/html`` body, decoded, with ``"\\n"`` line ends; or ``None``."""
-        return self._body("html")
-
-    def _body(self, subtype: str) -> str | None:
-        part = self.message.get_body(preferencelist=(subtype,))
-        if part is None or part.get_content_type() != f"text/{subtype}":
-            return None
-        content = part.get_content()
-        return content.replace("\r\n", "\n") if isinstance(content, str) else None
-
-    @property
-    def attachments(self) -> list[EmailMessage]:
-        """The attachment parts (use ``get_filename()`` and ``get_content()`` on each)."""
-        return [p for p in self.message.iter_attachments() if isinstance(p, EmailMessage)]
 
     def __repr__(self) -> str:
         return f"<SentMessage {self.message_id} to {', '.join(self.recipients)}>"

@@ -53,6 +53,7 @@ from smtpkit._exceptions import (
     DataRefused,
     DeliveryUnknown,
     ExtensionUnsupported,
+    MessageError,
     MessageTooLarge,
     NoCommonAuthMechanism,
     RecipientsRefused,
@@ -101,7 +102,39 @@ class _Plan:
     eightbit: bool
 
 
+# RFC 5321 4.5.3.1.6: a text line is at most 1000 octets with its CRLF.
+_MAX_LINE = 998
+
+
+def _overlong_line(data: bytes) -> int | None:
+    """The number of the first line longer than 998 octets, or None.
+
+    aiosmtplib turns a lone CR or LF into CRLF, so both end a line. Lines are found with
+    ``bytes.find`` (no copy of the data, linear time); a long LF-delimited stretch is split on
+    CR only in the rare case that it is long enough to matter.
+    """
+    if len(data) <= _MAX_LINE:
+        return None
+    start, number, size = 0, 1, len(data)
+    while start < size:
+        end = data.find(b"\n", start)
+        if end < 0:
+            end = size
+        if end - start > _MAX_LINE:
+            pieces = data[start:end].split(b"\r")
+            if any(len(piece) > _MAX_LINE for piece in pieces):
+                return number
+        start, number = end + 1, number + 1
+    return None
+
+
 def _plan(envelope: Envelope, data: bytes) -> _Plan:
+    line = _overlong_line(data)
+    if line is not None:
+        raise MessageError(
+            f"data: line {line} is longer than 998 octets (RFC 5321 4.5.3.1.6); nothing was "
+            "sent: fold headers and use quoted-printable or base64 for long body lines"
+        )
     headers = header_block(data)
     message_id = message_id_of(data, headers=headers)
     eightbit = not data.isascii()
@@ -555,12 +588,17 @@ class SMTPTransport:
             has_token=credentials.token is not None,
         )
         if not names:
-            server = ", ".join(offered) or "none"
+            if offered:
+                text = (
+                    f"no common AUTH mechanism: the server offers {', '.join(offered)}; "
+                    f"configured {', '.join(config.auth_mechanisms)} (with "
+                    f"{'a token' if credentials.token else 'a password'})"
+                )
+            else:
+                text = "the server does not offer AUTH on this connection"
             raise self._error(
                 NoCommonAuthMechanism,
-                f"no common AUTH mechanism: the server offers {server}; configured "
-                f"{', '.join(config.auth_mechanisms)} (with "
-                f"{'a token' if credentials.token else 'a password'})",
+                text,
                 stage="auth",
                 conn=conn,
             )

@@ -21,11 +21,11 @@ import threading
 import time
 from collections.abc import Awaitable, Callable, Coroutine, Sequence
 from dataclasses import dataclass, field
-from types import TracebackType
-from typing import Any, Literal, Self
+from typing import Any, Literal
 
-from smtpkit.devserver._certs import CertificateBundle, make_certificates
-from smtpkit.devserver._loop import LoopThread, close_everything
+from smtpkit.devserver._base import LoopServer
+from smtpkit.devserver._certs import CertificateBundle
+from smtpkit.devserver._loop import close_everything
 
 __all__ = [
     "Close",
@@ -251,7 +251,7 @@ async def _after_script(session: ScriptedSession) -> None:
         await session.write(b"502 5.5.1 Unscripted command\r\n")
 
 
-class ScriptedServer:
+class ScriptedServer(LoopServer):
     """A byte-exact scripted SMTP server on its own event-loop thread.
 
     Args:
@@ -263,6 +263,8 @@ class ScriptedServer:
         tls: ``"implicit"`` wraps the listening socket in TLS; ``StartTLS`` steps work in
             either mode. ``ca_file`` is the CA to trust.
     """
+
+    _thread_name = "smtpkit-scripted"
 
     def __init__(
         self,
@@ -283,42 +285,18 @@ class ScriptedServer:
                 )
                 if not valid:
                     raise TypeError(f"not a script step: {step!r}")
+        super().__init__(host=host, port=port, cert_hostnames=cert_hostnames)
         self._script = script
         self._greeting = greeting
-        self._host = host
-        self._requested_port = port
         self._tls = tls
-        self._cert_hostnames = tuple(cert_hostnames)
         self._cond = threading.Condition()
         self._live: list[_Live] = []
-        self._thread: LoopThread | None = None
-        self._server: asyncio.Server | None = None
-        self._certs: CertificateBundle | None = None
-        self._port: int | None = None
         self._writers: set[asyncio.StreamWriter] = set()
         self._stopping = False
         self._tasks: set[asyncio.Task[None]] = set()
 
     def __repr__(self) -> str:
-        state = f"port={self._port}" if self._port is not None else "stopped"
-        return f"<ScriptedServer {self._host} {state}>"
-
-    def start(self) -> Self:
-        """Bind and start serving; return ``self``."""
-        if self._thread is not None:
-            raise RuntimeError("the server is already running")
-        certs = make_certificates(self._cert_hostnames)
-        thread = LoopThread(f"smtpkit-scripted-{id(self):x}")
-        thread.start()
-        try:
-            server = thread.run(self._listen(certs))
-        except BaseException:
-            thread.stop()
-            certs.remove()
-            raise
-        self._thread, self._server, self._certs = thread, server, certs
-        self._port = int(server.sockets[0].getsockname()[1])
-        return self
+        return f"<ScriptedServer {self._host} {self._state()}>"
 
     async def _listen(self, certs: CertificateBundle) -> asyncio.Server:
         def on_client(
@@ -372,22 +350,6 @@ class ScriptedServer:
                 live.closed = True
                 self._cond.notify_all()
 
-    def stop(self) -> None:
-        """Drop every connection, stop the thread and delete the certificates (idempotent)."""
-        thread, server, certs = self._thread, self._server, self._certs
-        if thread is None:
-            return
-        try:
-            if server is not None:
-                thread.run(self._shutdown(server), timeout=10.0)
-        finally:
-            thread.stop()
-            if certs is not None:
-                certs.remove()
-            self._thread = self._server = self._certs = None
-            self._port = None
-            self._stopping = False
-
     async def _shutdown(self, server: asyncio.Server) -> None:
         self._stopping = True
 
@@ -397,35 +359,8 @@ class ScriptedServer:
 
         await close_everything(server, abort)
 
-    def __enter__(self) -> Self:
-        return self.start()
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.stop()
-
-    @property
-    def host(self) -> str:
-        """The address the server listens on."""
-        return self._host
-
-    @property
-    def port(self) -> int:
-        """The port actually bound."""
-        if self._port is None:
-            raise RuntimeError("the server is not running: call start() first")
-        return self._port
-
-    @property
-    def ca_file(self) -> str:
-        """Path of the PEM CA certificate to trust (while running)."""
-        if self._certs is None:
-            raise RuntimeError("the server is not running: call start() first")
-        return self._certs.ca_file
+    def _stopped(self) -> None:
+        self._stopping = False
 
     @property
     def records(self) -> list[ScriptedRecord]:

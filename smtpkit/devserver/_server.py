@@ -26,9 +26,10 @@ from types import TracebackType
 from typing import TYPE_CHECKING, Any, AnyStr, Literal, Self
 from urllib.parse import quote
 
+from smtpkit.devserver._base import LoopServer
 from smtpkit.devserver._certs import CertificateBundle, make_certificates
 from smtpkit.devserver._faults import Drop, Fault, FaultSet, Hang, Respond
-from smtpkit.devserver._loop import LoopThread, close_everything
+from smtpkit.devserver._loop import close_everything
 from smtpkit.devserver._store import (
     CapturedMessage,
     ConnectionInfo,
@@ -604,7 +605,7 @@ def _code_class(status: str | bytes) -> str:
     return text[:1]
 
 
-class DevServer:
+class DevServer(LoopServer):
     """A real SMTP server on loopback for tests, examples and development.
 
     It runs aiosmtpd on its own event loop in a daemon thread, so it works the same from
@@ -633,6 +634,8 @@ class DevServer:
         on_message: called (in the server thread) with each captured message.
         timeout: seconds of client inactivity before the server closes the connection.
     """
+
+    _thread_name = "smtpkit-devserver"
 
     def __init__(
         self,
@@ -672,8 +675,7 @@ class DevServer:
             raise ValueError("require_auth=True needs auth")
         if data_size_limit is not None and data_size_limit < 1:
             raise ValueError("data_size_limit must be a positive number of bytes or None")
-        self._host = host
-        self._requested_port = port
+        super().__init__(host=host, port=port, cert_hostnames=cert_hostnames)
         self._tls: TLSChoice = tls
         self._auth = auth
         self._users = users
@@ -685,39 +687,19 @@ class DevServer:
         self._hostname = hostname
         self._data_size_limit = data_size_limit
         self._smtputf8 = smtputf8
-        self._cert_hostnames = tuple(cert_hostnames)
         self._timeout = timeout
         self._faults = FaultSet(faults)
         self._store = MessageStore(self._maildir, on_message)
-        self._thread: LoopThread | None = None
-        self._server: asyncio.Server | None = None
         self._core: _Core | None = None
-        self._certs: CertificateBundle | None = None
-        self._port: int | None = None
 
     def __repr__(self) -> str:
-        state = f"port={self._port}" if self._port is not None else "stopped"
-        return f"<DevServer {self._host} tls={self._tls} {state}>"
+        return f"<DevServer {self._host} tls={self._tls} {self._state()}>"
 
     # -- life cycle ----------------------------------------------------------------------------
-    def start(self) -> Self:
-        """Make the certificates, bind the socket and start serving; return ``self``."""
-        if self._thread is not None:
-            raise RuntimeError("the server is already running")
+    def _make_certificates(self) -> CertificateBundle:
         if self._maildir is not None:
             self._maildir.mkdir(parents=True, exist_ok=True)
-        certs = make_certificates(self._cert_hostnames, self._faults.certificate)
-        thread = LoopThread(f"smtpkit-devserver-{id(self):x}")
-        thread.start()
-        try:
-            server = thread.run(self._listen(certs))
-        except BaseException:
-            thread.stop()
-            certs.remove()
-            raise
-        self._thread, self._server, self._certs = thread, server, certs
-        self._port = int(server.sockets[0].getsockname()[1])
-        return self
+        return make_certificates(self._cert_hostnames, self._faults.certificate)
 
     async def _listen(self, certs: CertificateBundle) -> asyncio.Server:
         loop = asyncio.get_running_loop()
@@ -760,21 +742,6 @@ class DevServer:
             ssl_handshake_timeout=10.0 if self._tls == "implicit" else None,
         )
 
-    def stop(self) -> None:
-        """Close every connection, stop the thread and delete the certificates (idempotent)."""
-        thread, server, certs = self._thread, self._server, self._certs
-        if thread is None:
-            return
-        try:
-            if server is not None:
-                thread.run(self._shutdown(server), timeout=_SHUTDOWN_GRACE * 2)
-        finally:
-            thread.stop()
-            if certs is not None:
-                certs.remove()
-            self._thread = self._server = self._certs = self._core = None
-            self._port = None
-
     async def _shutdown(self, server: asyncio.Server) -> None:
         core = self._core
 
@@ -789,16 +756,8 @@ class DevServer:
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(core.idle.wait(), _SHUTDOWN_GRACE)
 
-    def __enter__(self) -> Self:
-        return self.start()
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.stop()
+    def _stopped(self) -> None:
+        self._core = None
 
     async def astart(self) -> Self:
         """:meth:`start` without blocking the caller's event loop."""
@@ -824,37 +783,16 @@ class DevServer:
         """Whether the server is started."""
         return self._thread is not None
 
-    # -- where it is -----------------------------------------------------------------------
-    @property
-    def host(self) -> str:
-        """The address the server listens on."""
-        return self._host
-
-    @property
-    def port(self) -> int:
-        """The port actually bound (meaningful with ``port=0``)."""
-        if self._port is None:
-            raise RuntimeError("the server is not running: call start() first")
-        return self._port
-
+    # -- where it is (host, port and ca_file come from LoopServer) --------------------------
     @property
     def tls(self) -> TLSChoice:
         """The TLS mode: ``"starttls"``, ``"implicit"`` or ``"none"``."""
         return self._tls
 
     @property
-    def ca_file(self) -> str:
-        """Path of the PEM CA certificate that signed the server certificate (while running)."""
-        if self._certs is None:
-            raise RuntimeError("the server is not running: call start() first")
-        return self._certs.ca_file
-
-    @property
     def ca_pem(self) -> bytes:
         """The PEM CA certificate as bytes (while running)."""
-        if self._certs is None:
-            raise RuntimeError("the server is not running: call start() first")
-        return self._certs.ca_pem
+        return self._running_certs().ca_pem
 
     @property
     def credentials(self) -> tuple[str, str] | None:

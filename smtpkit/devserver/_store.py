@@ -6,23 +6,26 @@ its event-loop thread while tests read from theirs.
 
 from __future__ import annotations
 
-import email
-import email.policy
 import os
 import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
-from email.message import EmailMessage
 from pathlib import Path
+
+from smtpkit._parsed import ParsedMessageView
 
 __all__ = ["CapturedMessage", "ConnectionInfo", "MessageStore", "ReceivedCommand"]
 
 
 @dataclass(frozen=True)
-class CapturedMessage:
+class CapturedMessage(ParsedMessageView):
     """One message the server received.
+
+    Its headers and bodies are read through :class:`ParsedMessageView`: ``parsed`` (the whole
+    message, a new object on every access), ``subject``, ``header(name)``, ``text``, ``html``
+    and ``attachments``.
 
     Attributes:
         mail_from: the ``MAIL FROM`` address (``""`` for the null sender ``<>``).
@@ -54,38 +57,6 @@ class CapturedMessage:
     queue_id: str = ""
     connection: int = 0
     path: str | None = None
-
-    @property
-    def parsed(self) -> EmailMessage:
-        """The message parsed with ``email.policy.default`` (a new object on every access)."""
-        message = email.message_from_bytes(self.data, policy=email.policy.default)
-        assert isinstance(message, EmailMessage)  # guaranteed by policy.default
-        return message
-
-    @property
-    def subject(self) -> str | None:
-        """The decoded ``Subject`` header, or ``None`` when there is none."""
-        value = self.parsed["Subject"]
-        return None if value is None else str(value)
-
-    @property
-    def text(self) -> str | None:
-        """The ``text/plain`` body, decoded, with ``"\n"`` line ends; or ``None``."""
-        return self._body("plain")
-
-    @property
-    def html(self) -> str | None:
-        """The ``text/html`` body, decoded, with ``"\n"`` line ends; or ``None``."""
-        return self._body("html")
-
-    def _body(self, subtype: str) -> str | None:
-        part = self.parsed.get_body(preferencelist=(subtype,))
-        if part is None or part.get_content_type() != f"text/{subtype}":
-            return None
-        content = part.get_content()
-        if not isinstance(content, str):
-            return None
-        return content.replace("\r\n", "\n")
 
 
 @dataclass(frozen=True, slots=True)

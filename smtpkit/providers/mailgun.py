@@ -2,15 +2,10 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 from smtpkit._config import TLSMode
 from smtpkit.providers._preset import Provider
-
-_NOTE = (
-    "Use the SMTP credentials of the sending domain (e.g. postmaster@mg.example.com and its "
-    "SMTP password), not the API key or the dashboard password. Domains created in the EU "
-    "region only work with mailgun-eu (smtp.eu.mailgun.org)."
-)
-_DOCS = "https://documentation.mailgun.com/docs/mailgun/user-manual/sending-messages/send-smtp"
 
 MAILGUN = Provider(
     name="mailgun",
@@ -19,18 +14,17 @@ MAILGUN = Provider(
     port=587,
     tls=TLSMode.STARTTLS,
     auth_mechanisms=("PLAIN", "LOGIN"),
-    note=_NOTE,
-    docs_url=_DOCS,
+    note=(
+        "Use the SMTP credentials of the sending domain (e.g. postmaster@mg.example.com and its "
+        "SMTP password), not the API key or the dashboard password. Domains created in the EU "
+        "region only work with mailgun-eu (smtp.eu.mailgun.org)."
+    ),
+    docs_url=(
+        "https://documentation.mailgun.com/docs/mailgun/user-manual/sending-messages/send-smtp"
+    ),
 )
 
-MAILGUN_EU = Provider(
-    name="mailgun-eu",
-    host="smtp.eu.mailgun.org",
-    port=587,
-    tls=TLSMode.STARTTLS,
-    auth_mechanisms=("PLAIN", "LOGIN"),
-    note=_NOTE,
-    docs_url=_DOCS,
-)
+# The EU region is the same service on another host.
+MAILGUN_EU = replace(MAILGUN, name="mailgun-eu", aliases=(), host="smtp.eu.mailgun.org")
 
 PRESETS: tuple[Provider, ...] = (MAILGUN, MAILGUN_EU)

@@ -6,11 +6,14 @@ here so this directory works whether or not the top-level conftest loads the plu
 ``scripted_server_factory(script, **kwargs)`` starts a byte-exact
 :class:`~smtpkit.devserver.ScriptedServer`; ``client_context(server)`` makes an SSL context that
 trusts a server's CA (for stdlib clients); ``plain_server`` and ``implicit_server`` are ready
-DevServers.
+DevServers. Plain helpers the SMTPTransport tests share (``FAST``, ``transport_for``, ``verbs``)
+live in ``helpers.py`` next to this file (``from helpers import ...``: this directory is on
+``sys.path`` under pytest's default import mode).
 """
 
 from __future__ import annotations
 
+import contextlib
 import ssl
 from collections.abc import Callable, Iterator, Sequence
 from typing import Any
@@ -27,19 +30,13 @@ __all__ = ["smtp_server", "smtp_server_factory"]
 @pytest.fixture
 def scripted_server_factory() -> Iterator[Callable[..., ScriptedServer]]:
     """``factory(script, **kwargs)``: start a ScriptedServer, stopped after the test."""
-    started: list[ScriptedServer] = []
+    # The stack stops the servers in reverse order of start, also when a test fails.
+    with contextlib.ExitStack() as started:
 
-    def factory(script: Sequence[Step] | ScriptFunction, **kwargs: Any) -> ScriptedServer:
-        server = ScriptedServer(script, **kwargs)
-        server.start()
-        started.append(server)
-        return server
+        def factory(script: Sequence[Step] | ScriptFunction, **kwargs: Any) -> ScriptedServer:
+            return started.enter_context(ScriptedServer(script, **kwargs))
 
-    try:
         yield factory
-    finally:
-        for server in reversed(started):
-            server.stop()
 
 
 @pytest.fixture

@@ -220,3 +220,61 @@ def test_from_env_reads_the_dsn(smtp_server_factory: Callable[..., DevServer]) -
         mailer.send(message())
     assert len(server.wait_for(1)) == 1
     assert isinstance(SMTPConfig.from_dsn(server.dsn), SMTPConfig)
+
+
+def test_a_greylisted_recipient_among_accepted_ones_is_retried_alone(
+    smtp_server_factory: Callable[..., DevServer],
+) -> None:
+    server = smtp_server_factory(
+        tls="none",
+        faults=[Respond("RCPT", 450, "4.7.1 Greylisted, try again", match="slow@", times=1)],
+    )
+    with Mailer(server.config(), retry=FAST) as mailer:
+        result = mailer.send(message(to=["fast@example.com", "slow@example.com"]))
+    assert result.attempts == 2
+    assert result.accepted == ("fast@example.com", "slow@example.com")
+    assert result.rejected == {}
+    first, second = server.wait_for(2)
+    # The accepted recipient got exactly one copy; the retry went to the greylisted one only.
+    assert first.rcpt_tos == ("fast@example.com",)
+    assert second.rcpt_tos == ("slow@example.com",)
+    assert first.parsed["Message-ID"] == second.parsed["Message-ID"] == result.message_id
+
+
+def test_a_recipient_still_greylisted_after_all_retries_is_reported_refused(
+    smtp_server_factory: Callable[..., DevServer],
+) -> None:
+    server = smtp_server_factory(
+        tls="none", faults=[Respond("RCPT", 451, "4.7.1 Still greylisted", match="slow@")]
+    )
+    with Mailer(server.config(), retry=FAST) as mailer:
+        result = mailer.send(message(to=["fast@example.com", "slow@example.com"]))
+    assert result.accepted == ("fast@example.com",)
+    assert result.rejected["slow@example.com"].code == 451
+    assert result.attempts == 3
+    assert len(server.wait_for(1)) == 1
+    assert [m.rcpt_tos for m in server.messages] == [("fast@example.com",)]
+
+
+def test_a_later_permanent_refusal_does_not_fail_a_delivered_message(
+    smtp_server_factory: Callable[..., DevServer],
+) -> None:
+    holder: list[DevServer] = []
+
+    def refuse_further_mail(captured: object) -> None:
+        # Once the first copy is stored, the server refuses any further transaction.
+        holder[0].set_faults(Respond("MAIL", 550, "5.7.1 Go away"))
+
+    server = smtp_server_factory(
+        tls="none",
+        faults=[Respond("RCPT", 450, "4.7.1 Greylisted", match="slow@", times=1)],
+        on_message=refuse_further_mail,
+    )
+    holder.append(server)
+    delivered: list[SendResult] = []
+    with Mailer(server.config(), retry=FAST, hooks=Hooks(sent=(delivered.append,))) as mailer:
+        result = mailer.send(message(to=["fast@example.com", "slow@example.com"]))
+    assert result.accepted == ("fast@example.com",)
+    assert result.rejected["slow@example.com"].code == 550
+    assert delivered == [result]
+    assert len(server.messages) == 1

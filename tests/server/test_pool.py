@@ -4,19 +4,16 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
 
 import pytest
+from helpers import FAST, transport_for, verbs
 
-from smtpkit._config import PoolLimits, SMTPConfig, Timeouts
+from smtpkit._config import PoolLimits
 from smtpkit._envelope import Envelope
 from smtpkit._exceptions import DeliveryUnknown
 from smtpkit._transports._pool import ConnectionPool
 from smtpkit._transports.smtp import SMTPTransport
 from smtpkit.devserver import DevServer, Drop, Hang, Respond
-
-FAST = Timeouts(connect=2.0, command=2.0, data=2.0)
 
 
 def envelope() -> Envelope:
@@ -25,19 +22,6 @@ def envelope() -> Envelope:
 
 def message(n: int = 0) -> bytes:
     return b"Message-ID: <p%d@example.com>\r\nSubject: %d\r\n\r\nbody\r\n" % (n, n)
-
-
-@asynccontextmanager
-async def transport_for(config: SMTPConfig) -> AsyncIterator[SMTPTransport]:
-    transport = SMTPTransport(config)
-    try:
-        yield transport
-    finally:
-        await transport.aclose()
-
-
-def verbs(server: DevServer) -> list[str]:
-    return [command.verb for command in server.commands]
 
 
 async def test_sequential_messages_reuse_one_connection() -> None:

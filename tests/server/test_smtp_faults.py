@@ -3,10 +3,9 @@
 from __future__ import annotations
 
 import time
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
 
 import pytest
+from helpers import FAST, transport_for, verbs
 
 from smtpkit._config import SMTPConfig, Timeouts, TLSMode
 from smtpkit._envelope import Envelope
@@ -20,7 +19,6 @@ from smtpkit._exceptions import (
     TransportError,
     TransportTimeout,
 )
-from smtpkit._transports.smtp import SMTPTransport
 from smtpkit.devserver import (
     DevServer,
     Drop,
@@ -33,7 +31,6 @@ from smtpkit.devserver import (
     Step,
 )
 
-FAST = Timeouts(connect=2.0, command=2.0, data=2.0)
 SHORT = Timeouts(connect=0.4, command=0.4, data=0.4)
 
 
@@ -43,19 +40,6 @@ def envelope(*recipients: str) -> Envelope:
 
 def message(body: bytes = b"Hello\r\n") -> bytes:
     return b"From: sender@example.com\r\nMessage-ID: <f1@example.com>\r\nSubject: t\r\n\r\n" + body
-
-
-@asynccontextmanager
-async def transport_for(config: SMTPConfig) -> AsyncIterator[SMTPTransport]:
-    transport = SMTPTransport(config)
-    try:
-        yield transport
-    finally:
-        await transport.aclose()
-
-
-def verbs(server: DevServer) -> list[str]:
-    return [command.verb for command in server.commands]
 
 
 # -- recipients --------------------------------------------------------------------------------
@@ -357,40 +341,23 @@ async def test_timeout_after_the_dot_is_delivery_unknown() -> None:
         assert time.monotonic() - started < 2
 
 
-async def test_slow_command_reply_times_out() -> None:
+@pytest.mark.parametrize(
+    ("command", "stage"),
+    [("CONNECT", "connect"), ("STARTTLS", "tls"), ("MAIL", "mail")],
+    ids=["greeting", "starttls", "command"],
+)
+async def test_slow_reply_times_out_at_its_stage(command: str, stage: str) -> None:
     async with (
-        DevServer(faults=[Hang("MAIL", 5)]) as server,
+        DevServer(faults=[Hang(command, 5)]) as server,
         transport_for(server.config(timeouts=SHORT)) as transport,
     ):
         started = time.monotonic()
         with pytest.raises(TransportTimeout) as caught:
             await transport.send_raw(envelope(), message())
         assert time.monotonic() - started < 2
-    assert caught.value.stage == "mail"
+    assert caught.value.stage == stage
     assert caught.value.is_transient
     assert isinstance(caught.value, TimeoutError)
-
-
-async def test_slow_greeting_times_out_at_connect() -> None:
-    async with (
-        DevServer(faults=[Hang("CONNECT", 5)]) as server,
-        transport_for(server.config(timeouts=SHORT)) as transport,
-    ):
-        started = time.monotonic()
-        with pytest.raises(TransportTimeout) as caught:
-            await transport.send_raw(envelope(), message())
-        assert time.monotonic() - started < 2
-    assert caught.value.stage == "connect"
-
-
-async def test_slow_starttls_times_out() -> None:
-    async with (
-        DevServer(faults=[Hang("STARTTLS", 5)]) as server,
-        transport_for(server.config(timeouts=SHORT)) as transport,
-    ):
-        with pytest.raises(TransportTimeout) as caught:
-            await transport.send_raw(envelope(), message())
-    assert caught.value.stage == "tls"
 
 
 # -- exact bytes on the wire -------------------------------------------------------------------

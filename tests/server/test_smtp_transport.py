@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import base64
 import logging
-from collections.abc import AsyncIterator, Awaitable, Callable
-from contextlib import asynccontextmanager
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 import pytest
+from helpers import FAST, transport_for, verbs
 
 from smtpkit._config import Credentials, SMTPConfig, Timeouts, TLSMode
 from smtpkit._envelope import Envelope
@@ -26,7 +26,6 @@ from smtpkit._transports.base import AsyncTransport
 from smtpkit._transports.smtp import SMTPTransport
 from smtpkit.devserver import BadCertificate, DevServer, Hide, Respond
 
-FAST = Timeouts(connect=2.0, command=2.0, data=2.0)
 PASSWORD = "pw-S3cr3t-7e1d"
 TOKEN = "ya29.tok-9f8e7d6c"
 
@@ -42,19 +41,6 @@ def message(
     if message_id:
         head += b"Message-ID: " + message_id.encode() + b"\r\n"
     return head + b"Subject: " + subject.encode() + b"\r\n\r\n" + body
-
-
-@asynccontextmanager
-async def transport_for(config: SMTPConfig) -> AsyncIterator[SMTPTransport]:
-    transport = SMTPTransport(config)
-    try:
-        yield transport
-    finally:
-        await transport.aclose()
-
-
-def verbs(server: DevServer) -> list[str]:
-    return [command.verb for command in server.commands]
 
 
 # -- the core path -----------------------------------------------------------------------------
@@ -335,7 +321,7 @@ async def test_credentials_but_no_auth_offered() -> None:
     async with DevServer(auth=False) as server:
         config = server.config(timeouts=FAST, credentials=Credentials("ann", Secret(PASSWORD)))
         async with transport_for(config) as transport:
-            with pytest.raises(NoCommonAuthMechanism, match="offers none"):
+            with pytest.raises(NoCommonAuthMechanism, match="does not offer AUTH"):
                 await transport.send_raw(envelope(), message())
         assert "MAIL" not in verbs(server)
 
@@ -464,7 +450,7 @@ async def test_size_limit_exceeded_sends_nothing() -> None:
     async with DevServer(data_size_limit=1000) as server:
         async with transport_for(server.config(timeouts=FAST)) as transport:
             with pytest.raises(MessageTooLarge) as caught:
-                await transport.send_raw(envelope(), message(body=b"x" * 2000 + b"\r\n"))
+                await transport.send_raw(envelope(), message(body=(b"x" * 70 + b"\r\n") * 30))
             assert caught.value.limit == 1000
             assert caught.value.size is not None
             assert caught.value.size > 1000

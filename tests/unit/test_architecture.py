@@ -18,7 +18,7 @@ PACKAGE = Path(smtpkit.__file__).parent
 
 # Lowest layer first. A module matches the longest prefix listed.
 LAYERS: list[tuple[str, ...]] = [
-    ("_exceptions", "_secrets", "_mime", "_html_text", "_ratelimit"),
+    ("_exceptions", "_secrets", "_mime", "_html_text", "_ratelimit", "_parsed"),
     ("_headers", "_replies"),
     ("_address", "_hints", "_auth"),
     ("_message", "_envelope"),

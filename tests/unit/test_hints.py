@@ -546,7 +546,7 @@ CASES: list[tuple[str, dict[str, Any], str]] = [
     (
         "timeout-during-data",
         {"stage": "data", "error_text": "timed out", "port": 25},
-        "timed out",
+        "stopped answering",
     ),
 ]
 
@@ -632,3 +632,20 @@ def test_hint_never_echoes_reply_payload(
     if hint is not None:
         assert payload not in hint
         assert 20 < len(hint) < 400
+
+
+@pytest.mark.parametrize(
+    ("stage", "text", "keyword"),
+    [
+        ("auth", "refusing to authenticate over an unencrypted connection", "allow_insecure_auth"),
+        ("mail", "the message needs SMTPUTF8 (a non-ASCII address)", "SMTPUTF8"),
+        ("mail", "the message has 8-bit data and x does not offer 8BITMIME", "7-bit"),
+        ("auth", "the server does not offer AUTH on this connection", "587/465"),
+        ("data", "timed out waiting for the reply", "stopped answering"),
+        ("connect", "timed out", "firewall"),
+    ],
+)
+def test_hints_for_smtpkit_own_refusals_and_timeouts(stage: str, text: str, keyword: str) -> None:
+    hint = hint_for(stage=stage, error_text=text, host="mail.example.com", port=2525)
+    assert hint is not None
+    assert keyword in hint

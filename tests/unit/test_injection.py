@@ -21,6 +21,10 @@ from email.policy import default as default_policy
 from hypothesis import example, given
 from hypothesis import strategies as st
 
+# The wire-format check (CRLF only, no line over 998 octets, 7-bit unless allowed) is the one
+# the example-based message tests use; this directory is on sys.path under pytest.
+from test_message import assert_wire
+
 from smtpkit._exceptions import InvalidAddress, InvalidHeader, MessageError
 from smtpkit._message import Attachment, InlineImage, Message
 
@@ -48,18 +52,6 @@ TEXT = st.one_of(
 )
 LONG_TEXT = st.one_of(TEXT, st.builds(lambda a, n: a * n, TEXT, st.integers(1, 60)))
 ERRORS = (InvalidHeader, InvalidAddress, MessageError)
-
-
-def assert_wire(data: bytes, *, eight_bit: bool = False) -> None:
-    assert data.endswith(b"\r\n")
-    lines = data.split(b"\r\n")
-    assert lines[-1] == b""
-    for line in lines[:-1]:
-        assert b"\r" not in line
-        assert b"\n" not in line
-        assert len(line) <= 998
-    if not eight_bit:
-        assert data.isascii()
 
 
 def names_of(block: bytes) -> list[str]:

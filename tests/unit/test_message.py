@@ -113,7 +113,7 @@ def simple(**kwargs: Any) -> Message:
     ("kwargs", "expected"),
     [
         ({"text": "hi"}, "text/plain"),
-        ({"html": "<p>hi</p>"}, "text/html"),
+        ({"html": "<p>hi</p>"}, ("multipart/alternative", ["text/plain", "text/html"])),
         ({}, "text/plain"),
         (
             {"text": "hi", "html": "<p>hi</p>"},
@@ -126,7 +126,10 @@ def simple(**kwargs: Any) -> Message:
         ({"attachments": [Attachment("a.pdf", PDF)]}, ("multipart/mixed", ["application/pdf"])),
         (
             {"html": "<img src='cid:logo'>", "inline": [InlineImage("logo", b"PNG", "image/png")]},
-            ("multipart/related", ["text/html", "image/png"]),
+            (
+                "multipart/related",
+                [("multipart/alternative", ["text/plain", "text/html"]), "image/png"],
+            ),
         ),
         (
             {
@@ -815,3 +818,20 @@ def test_stdlib_parser_agrees_with_stdlib_generator_on_the_same_content() -> Non
     assert ours["Subject"] == theirs["Subject"]
     assert [content(p) for p in leaves(ours)] == [content(p) for p in leaves(theirs)]
     assert leaves(ours)[-1].get_filename() == leaves(theirs)[-1].get_filename()
+
+
+def test_html_only_message_gets_a_derived_text_part() -> None:
+    msg = Message(
+        sender="a@example.com",
+        to=["b@example.com"],
+        html='<h1>Hi</h1><p>Read <a href="https://example.com/x">the terms</a>.</p>',
+    )
+    assert msg.text is not None
+    assert "the terms (https://example.com/x)" in msg.text
+    changed = msg.replace(html="<p>Other</p>")
+    assert changed.text is not None
+    assert "Other" in changed.text
+    assert "terms" not in changed.text
+    explicit = msg.replace(text="Mine")
+    assert explicit.text == "Mine"
+    assert explicit.replace(html="<p>x</p>").text == "Mine"
