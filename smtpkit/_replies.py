@@ -175,7 +175,7 @@ class SendResult:
         return {
             "message_id": self.message_id,
             "envelope": {
-                "sender": str(self.envelope.sender),
+                "sender": None if self.envelope.sender is None else str(self.envelope.sender),
                 "recipients": [str(r) for r in self.envelope.recipients],
             },
             "recipients": [

@@ -510,7 +510,8 @@ async def test_oversized_replies_are_errors_not_hangs(
             started = time.monotonic()
             with pytest.raises(TransportError) as caught:
                 await transport.send_raw(envelope(), raw(b"x\r\n"))
-            assert time.monotonic() - started < 1.5
+            # A hang guard: without the reply-size cap the client would wait for more data.
+            assert time.monotonic() - started < 5.0
         records = server.records
     assert "not an SMTP reply" in str(caught.value)
     assert not any(line.startswith(b"RCPT") for r in records for line in r.lines)
@@ -531,5 +532,5 @@ async def test_a_reply_dripped_byte_by_byte_is_bounded_by_the_command_timeout() 
             started = time.monotonic()
             with pytest.raises(TransportTimeout) as caught:
                 await transport.send_raw(envelope(), raw(b"x\r\n"))
-            assert time.monotonic() - started < 3.0
+            assert time.monotonic() - started < 6.0  # the drip alone lasts 10 s
     assert caught.value.stage == "mail"

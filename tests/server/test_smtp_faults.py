@@ -338,7 +338,7 @@ async def test_timeout_after_the_dot_is_delivery_unknown() -> None:
         started = time.monotonic()
         with pytest.raises(DeliveryUnknown):
             await transport.send_raw(envelope(), message())
-        assert time.monotonic() - started < 2
+        assert time.monotonic() - started < 4  # the server hangs for 5 s
 
 
 @pytest.mark.parametrize(
@@ -354,7 +354,7 @@ async def test_slow_reply_times_out_at_its_stage(command: str, stage: str) -> No
         started = time.monotonic()
         with pytest.raises(TransportTimeout) as caught:
             await transport.send_raw(envelope(), message())
-        assert time.monotonic() - started < 2
+        assert time.monotonic() - started < 4  # the server hangs for 5 s
     assert caught.value.stage == stage
     assert caught.value.is_transient
     assert isinstance(caught.value, TimeoutError)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import time
 from typing import Any
 
 import email_validator
@@ -96,12 +95,15 @@ def test_non_str_is_refused() -> None:
         Address.parse(b"a@example.com", field="to")  # type: ignore[arg-type]
 
 
-def test_length_is_capped_before_validation() -> None:
+def test_length_is_capped_before_validation(monkeypatch: pytest.MonkeyPatch) -> None:
+    def must_not_run(*args: object, **kwargs: object) -> None:
+        raise AssertionError("the validator ran on an over-long address")
+
     long = "a" * 100_000 + "@example.com"
-    start = time.perf_counter()
+    monkeypatch.setattr(email_validator, "validate_email", must_not_run)
     with pytest.raises(InvalidAddress, match=f"longer than {MAX_ADDRESS_LENGTH}"):
         Address.parse(long)
-    assert time.perf_counter() - start < 0.05
+    monkeypatch.undo()
     with pytest.raises(InvalidAddress, match="longer than"):
         Address.parse("é" * 130 + "@example.com")  # 260 octets in UTF-8, 142 characters
 

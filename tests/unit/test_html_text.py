@@ -127,18 +127,12 @@ def test_deep_nesting_does_not_grow_lines_without_bound() -> None:
     "unit",
     ["<a ", '<a x="', "<!--", "<<a>", "<p>x", "<ul><li>", "< a", "<a>'", '<a href="h">x'],
 )
-def test_linear_time_on_pathological_input(unit: str) -> None:
-    # The standard parser alone needs minutes for 30,000 unclosed "<a "; doubling the input
-    # must not much more than double the time.
-    def timed(count: int) -> float:
-        start = time.perf_counter()
-        html_to_text(unit * count)
-        return time.perf_counter() - start
-
-    small = timed(5_000)
-    large = timed(20_000)
-    assert large < 1.0
-    assert large < 12 * small + 0.05
+def test_pathological_input_does_not_hang(unit: str) -> None:
+    # The standard parser alone needs minutes for 30,000 unclosed "<a " (quadratic); this is a
+    # hang guard with a wide margin, not a speed measurement (benchmarks hold those).
+    start = time.perf_counter()
+    html_to_text(unit * 20_000)
+    assert time.perf_counter() - start < 20.0
 
 
 # -- properties ------------------------------------------------------------------------------

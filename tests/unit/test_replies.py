@@ -134,3 +134,13 @@ def test_error_strings_carry_the_hint() -> None:
     error = TransportError("boom", stage="connect", hint="Check the port.")
     assert str(error) == "boom\nHint: Check the port."
     assert error.stage == "connect"
+
+
+def test_result_json_keeps_a_null_sender_as_null() -> None:
+    result = SendResult(
+        message_id=None,
+        envelope=Envelope(None, ["b@example.com"]),
+        recipients=(RecipientStatus("b@example.com", Reply(250, None, "ok")),),
+        reply=Reply(250, None, "ok"),
+    )
+    assert result.to_dict()["envelope"]["sender"] is None
