@@ -1,7 +1,10 @@
 """SMTPTransport: messages over SMTP with TLS, AUTH, a connection pool and classified errors.
 
-This is the only module that imports aiosmtplib. It uses aiosmtplib's low-level API
-(connect, EHLO, STARTTLS, ``execute_command``, DATA) and makes every policy decision itself:
+This is the only module that imports aiosmtplib. aiosmtplib sets each connection up
+(connect, implicit TLS, EHLO, STARTTLS, and the commands of the AUTH exchange); then the
+asyncio transport is handed to smtpkit's own reply reader (``_pipeline.ReplyQueue``), which
+carries the mail transactions (MAIL, RCPT, DATA, RSET, QUIT). Every policy decision is made
+here:
 
 * TLS is never left to aiosmtplib's defaults (``start_tls=None`` would upgrade only when the
   server offers it). Implicit TLS connects with ``use_tls=True``; otherwise ``start_tls=False``
@@ -9,11 +12,17 @@ This is the only module that imports aiosmtplib. It uses aiosmtplib's low-level 
   upgrade EHLO is sent again and nothing said before it is trusted (RFC 3207 §4.2).
 * AUTH is driven here with the pure mechanisms of :mod:`smtpkit._auth`; aiosmtplib never sees a
   user name or password, so it can never log in by itself or over plaintext.
-* Dot-stuffing and line-end normalisation happen in exactly one place: aiosmtplib's DATA
-  (``SMTPProtocol.execute_data_command``: lone CR and LF become CRLF, then a ``.`` at the start
-  of a line is doubled, then ``.CRLF`` ends the data).
-* aiosmtplib's exceptions, and ``OSError``/``ssl.SSLError`` under them, are translated into
-  smtpkit errors by one function, :meth:`SMTPTransport._translate`, always ``from`` the cause.
+* RFC 2920 PIPELINING, when the post-TLS EHLO offers it: MAIL FROM, every RCPT TO and DATA
+  go out in one write, and their replies are read in order (aiosmtplib's protocol keeps one
+  reply at a time, which is why the transactions run on our own reader). Never across
+  STARTTLS or AUTH: those are over before the hand-over. Without the offer, one command waits
+  for its reply before the next, as RFC 5321 requires.
+* Line-end normalisation and dot-stuffing happen in exactly one place, :func:`_wire_message`
+  (lone CR and LF become CRLF with aiosmtplib's ``normalize_message_line_endings``, then a
+  ``.`` at the start of a line is doubled, then ``.CRLF`` ends the data).
+* aiosmtplib's exceptions, the reply reader's :class:`SessionError` s, and ``OSError`` /
+  ``ssl.SSLError`` under them, are translated into smtpkit errors by one function,
+  :meth:`SMTPTransport._translate`, always ``from`` the cause.
 """
 
 from __future__ import annotations
@@ -24,11 +33,11 @@ import binascii
 import inspect
 import itertools
 import logging
+import re
 import socket
 import ssl
 import time
 from dataclasses import dataclass
-from types import TracebackType
 from typing import TYPE_CHECKING, Any, NoReturn, TypeVar
 from urllib.parse import quote
 
@@ -37,13 +46,13 @@ from aiosmtplib.errors import (
     SMTPConnectError,
     SMTPConnectResponseError,
     SMTPConnectTimeoutError,
-    SMTPDataError,
     SMTPException,
     SMTPHeloError,
     SMTPResponseException,
     SMTPServerDisconnected,
     SMTPTimeoutError,
 )
+from aiosmtplib.protocol import normalize_message_line_endings
 
 from smtpkit._auth import TOKEN_MECHANISMS, Mechanism, choose_mechanisms, create_mechanism
 from smtpkit._config import SMTPConfig, TLSMode
@@ -67,13 +76,19 @@ from smtpkit._exceptions import (
 )
 from smtpkit._hints import hint_for
 from smtpkit._replies import RecipientStatus, Reply, SendResult
+from smtpkit._transports._pipeline import (
+    MalformedReply,
+    ReplyQueue,
+    ReplyTimeout,
+    SessionClosed,
+    SessionError,
+    check_command,
+)
 from smtpkit._transports._pool import ConnectionPool
 from smtpkit._transports._transcript import REDACTED, Transcript
 from smtpkit._transports.base import header_block, message_id_of
 
 if TYPE_CHECKING:
-    from aiosmtplib.protocol import SMTPProtocol
-
     from smtpkit._address import Address
     from smtpkit._envelope import Envelope
 
@@ -187,68 +202,34 @@ class _Stale(Exception):
     """A reused connection turned out dead before any byte of the message was accepted."""
 
 
-class _DataProbe:
-    """Tells whether aiosmtplib's DATA got as far as writing the message itself.
+# RFC 5321 §4.5.2: a line of the message starting with "." gets a second one.
+_LEADING_DOT = re.compile(rb"(?m)^\.")
 
-    ``execute_data_command`` writes ``DATA``, waits for 354, writes the whole (stuffed) message
-    with its final dot, then waits for the reply, all in one call. When the connection fails
-    inside it, only this probe can say which side of the payload write it failed on: before it
-    nothing was handed over (safe to retry); after it the server may have the message. The
-    probe wraps the protocol's ``write`` for the duration of the call only.
+
+def _wire_message(data: bytes) -> bytes:
+    """``data`` as it goes on the wire after DATA's 354: the only place it is transformed.
+
+    Lone CR and LF become CRLF (RFC 5321 §2.3.8; aiosmtplib's function, so the bytes are the
+    ones its own DATA would send), a leading dot on any line is doubled, and ``.CRLF`` ends
+    the data. Normalising first matters: ``\n.\n`` must be stuffed as a line of its own, or
+    a lenient server ends the data there (SMTP smuggling, CVE-2023-51764 and relatives).
     """
-
-    __slots__ = ("_protocol", "_transport", "payload_sent")
-
-    def __init__(self, protocol: SMTPProtocol | None) -> None:
-        self._protocol = protocol
-        self._transport: asyncio.BaseTransport | None = None
-        self.payload_sent = False
-
-    def __enter__(self) -> _DataProbe:
-        protocol = self._protocol
-        if protocol is None:
-            return self
-        original = protocol.write
-
-        def write(data: bytes) -> None:
-            original(data)
-            if data != b"DATA\r\n":
-                # Only reached after a 354; the message and its final dot are now buffered.
-                self.payload_sent = True
-                self._transport = protocol.transport
-
-        # An instance attribute shadows the method for this protocol object only.
-        setattr(protocol, "write", write)  # noqa: B010
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        if self._protocol is not None:
-            vars(self._protocol).pop("write", None)
-
-    def unsent(self) -> int:
-        """Bytes of the message still waiting in our send buffer (0 when unknown)."""
-        transport = self._transport
-        if not isinstance(transport, asyncio.WriteTransport):
-            return 0
-        try:
-            return transport.get_write_buffer_size()
-        except (AttributeError, RuntimeError):
-            return 0
+    return _LEADING_DOT.sub(b"..", normalize_message_line_endings(data)) + b".\r\n"
 
 
 class _Connection:
-    """One SMTP session, ready for MAIL FROM when ``clean``."""
+    """One SMTP session, ready for MAIL FROM when ``clean``.
+
+    aiosmtplib's ``smtp`` drives the set-up; from then on ``queue`` (the transport's protocol
+    since the hand-over) carries every command.
+    """
 
     __slots__ = (
         "auth_offer",
         "clean",
         "extensions",
         "payload_sent",
+        "queue",
         "secure",
         "smtp",
         "stage",
@@ -260,6 +241,8 @@ class _Connection:
     def __init__(self, smtp: aiosmtplib.SMTP, transcript: Transcript) -> None:
         self.smtp = smtp
         self.transcript = transcript
+        #: Set once the session is set up: the reader of the mail transactions' replies.
+        self.queue: ReplyQueue | None = None
         #: ESMTP extensions (lower-case keyword -> parameters) from the last EHLO only.
         self.extensions: dict[str, str] = {}
         self.auth_offer: list[str] = []
@@ -275,19 +258,32 @@ class _Connection:
     @property
     def reusable(self) -> bool:
         """Connected and between transactions."""
-        return self.clean and self.smtp.is_connected
+        return self.clean and self.queue is not None and not self.queue.closed
+
+    def hand_over(self) -> None:
+        """Move the connection from aiosmtplib's protocol to our reply queue.
+
+        Called once, when the set-up is complete: no reply is outstanding then, so nothing
+        aiosmtplib still holds belongs to a command of ours.
+        """
+        transport = self.smtp.transport
+        if not isinstance(transport, asyncio.Transport) or transport.is_closing():
+            raise SMTPServerDisconnected("Connection lost")
+        self.queue = ReplyQueue.attach(transport)
 
     async def aclose(self) -> None:
         """QUIT and close; never raises (the server may already be gone)."""
         self.clean = False
-        if self.smtp.is_connected:
+        queue = self.queue
+        if queue is not None and not queue.closed:
             self.transcript.client("QUIT")
             try:
-                response = await self.smtp.execute_command(b"QUIT", timeout=_QUIT_TIMEOUT)
-            except (SMTPException, OSError):
+                queue.send(b"QUIT\r\n", 1)
+                code, text = await queue.read(_QUIT_TIMEOUT)
+            except (SessionError, OSError):
                 pass  # nothing to report: we are leaving anyway
             else:
-                self.transcript.server(response.code, response.message)
+                self.transcript.server(code, text)
         self._drop_socket()
 
     def abort(self) -> None:
@@ -299,6 +295,8 @@ class _Connection:
         # transport.close() on a TLS connection starts a graceful TLS shutdown that finishes
         # only on later loop iterations (or after a 30 s timeout); a loop stopped before then
         # leaks the socket. The SMTP session is over either way, so close the socket now.
+        if self.queue is not None:
+            self.queue.close()
         transport = self.smtp.transport
         if isinstance(transport, asyncio.Transport) and not transport.is_closing():
             transport.abort()
@@ -390,6 +388,15 @@ class SMTPTransport:
                     )
         return result
 
+    async def verify(self) -> None:
+        """Connect, apply the TLS policy, authenticate and QUIT, sending no message.
+
+        What a "test connection" button needs: it raises the same classified errors (with
+        hints) that a send would at those stages.
+        """
+        connection = await self._open()
+        await connection.aclose()
+
     async def aclose(self) -> None:
         """QUIT every idle connection; connections in use close when their send ends."""
         await self._pool.aclose()
@@ -418,7 +425,7 @@ class SMTPTransport:
             # because some of our errors are also ConnectionError / TimeoutError.
             await self._pool.checkin(conn)
             raise
-        except (SMTPException, OSError) as exc:
+        except (SMTPException, OSError, SessionError) as exc:
             conn.abort()
             raise self._translate(exc, conn) from exc
         except BaseException:
@@ -498,6 +505,8 @@ class SMTPTransport:
                 )
             await self._authenticate(conn)
 
+        # From here on the transactions run on our reply queue (see the module docstring).
+        conn.hand_over()
         conn.stage = "mail"
         conn.clean = True
         transcript.setup_done()
@@ -774,6 +783,7 @@ class SMTPTransport:
         sender = _path(envelope.sender, plan.smtputf8, encoding)
         recipients = envelope.recipients
         paths = [_path(address, plan.smtputf8, encoding) for address in recipients]
+        mail_line = check_command(b" ".join([b"MAIL FROM:" + sender, *params]))
 
         statuses: dict[int, RecipientStatus] = {}
         pending = list(range(len(recipients)))
@@ -781,31 +791,76 @@ class SMTPTransport:
         per_transaction = max(1, config.max_recipients_per_transaction)
         first = reused
         abort = config.on_partial_rejection == "abort"
+        # Only what the last EHLO said counts: after STARTTLS that is the post-TLS one.
+        pipelining = "pipelining" in extensions
+        # RFC 2920 lets DATA end a group. Not in abort mode: there a refused recipient must
+        # stop the transaction, and once DATA has its 354 the only way out is to send data.
+        data_in_group = pipelining and not abort
+        command_timeout, data_timeout = config.timeouts.command, config.timeouts.data
         conn.payload_sent = False
         while pending:
             chunk, rest = pending[:per_transaction], pending[per_transaction:]
             conn.clean = False
+            rcpt_lines = [check_command(b"RCPT TO:" + paths[index]) for index in chunk]
+            if pipelining:
+                group = (
+                    [mail_line, *rcpt_lines, b"DATA"] if data_in_group else [mail_line, *rcpt_lines]
+                )
+                self._send(conn, group, stale=first)
+            else:
+                self._send(conn, [mail_line], stale=first)
             conn.stage = "mail"
-            reply = await self._command(conn, b"MAIL", b"FROM:" + sender, *params, stale=first)
+            mail_reply = await self._reply(conn, command_timeout, stale=first)
             first = False
-            if not 200 <= reply.code < 300:
+            sender_ok = 200 <= mail_reply.code < 300
+            if not sender_ok and not pipelining:
                 await self._reset(conn)
                 self._raise_reply(
-                    SenderRefused, f"the server refused the sender: {reply}", conn, reply
+                    SenderRefused, f"the server refused the sender: {mail_reply}", conn, mail_reply
                 )
 
             conn.stage = "rcpt"
             accepted: list[int] = []
             deferred: list[int] = []
             for position, index in enumerate(chunk):
-                reply = await self._command(conn, b"RCPT", b"TO:" + paths[index])
+                if not pipelining:
+                    self._send(conn, [rcpt_lines[position]])
+                reply = await self._reply(conn, command_timeout)
+                if not sender_ok:
+                    continue  # the group's answers after a refused MAIL say nothing more
                 if accepted and _too_many_recipients(reply):
                     # The server's per-transaction limit: the rest go in another transaction.
-                    deferred = chunk[position:]
-                    break
+                    if not pipelining:
+                        deferred = chunk[position:]
+                        break
+                    # Every RCPT of the group was sent: each reply decides for its own address.
+                    deferred.append(index)
+                    continue
                 statuses[index] = RecipientStatus(str(recipients[index]), reply)
                 if 200 <= reply.code < 300:
                     accepted.append(index)
+
+            data_reply: Reply | None = None
+            ended = False  # whether a lone dot has already ended this transaction
+            if data_in_group:
+                conn.stage = "data"
+                data_reply = await self._reply(conn, data_timeout, closing_raises=False)
+                if data_reply.code == 354 and not (sender_ok and accepted):
+                    # RFC 2920 §3.1: DATA may be accepted even with no valid recipient; the
+                    # client then sends a single dot (no message content) and ignores the reply,
+                    # which ends the transaction.
+                    self._send(conn, [b"."])
+                    await self._reply(conn, data_timeout, closing_raises=False)
+                    ended = True
+            if not sender_ok:
+                conn.stage = "mail"
+                if ended:
+                    conn.clean = True
+                else:
+                    await self._reset(conn)
+                self._raise_reply(
+                    SenderRefused, f"the server refused the sender: {mail_reply}", conn, mail_reply
+                )
             pending = deferred + rest
 
             refused = {s.address: s.reply for s in statuses.values() if not s.accepted}
@@ -815,11 +870,19 @@ class SMTPTransport:
                     f"recipients refused, transaction aborted: {_summary(refused)}", refused, conn
                 )
             if not accepted:
-                await self._reset(conn)
+                if ended:
+                    conn.clean = True
+                else:
+                    await self._reset(conn)
                 continue
 
             conn.stage = "data"
-            reply, completed = await self._data(conn, data)
+            if data_reply is None:
+                reply, completed = await self._data(conn, data)
+            elif data_reply.code == 354:
+                reply, completed = await self._payload(conn, data), True
+            else:
+                reply, completed = data_reply, False
             if reply.code == 250:
                 data_replies.append(reply)
                 conn.clean = True
@@ -858,23 +921,56 @@ class SMTPTransport:
             extra=extra,
         )
 
-    async def _command(self, conn: _Connection, *args: bytes, stale: bool = False) -> Reply:
-        """Send one command and return its reply; 421 (closing) is raised as a disconnect."""
+    def _send(self, conn: _Connection, lines: list[bytes], *, stale: bool = False) -> None:
+        """Write command ``lines`` (checked, without CRLF) in one write; each is owed a reply.
+
+        With PIPELINING a whole group goes in one call; otherwise a single command.
+        """
         transcript = conn.transcript
         if transcript.active:
-            transcript.client(b" ".join(args).decode("utf-8", "replace"))
+            for line in lines:
+                transcript.client(line.decode("utf-8", "replace"))
+        queue = conn.queue
+        assert queue is not None, "commands are only sent after the set-up"
         try:
-            response = await conn.smtp.execute_command(*args, timeout=self._config.timeouts.command)
-        except SMTPServerDisconnected as exc:
+            queue.send(b"\r\n".join(lines) + b"\r\n", len(lines))
+        except SessionClosed as exc:
             if stale:
                 raise _Stale from exc
             raise
-        transcript.server(response.code, response.message)
-        reply = Reply.parse(response.code, response.message)
-        if reply.code == 421:
-            # "Service not available, closing transmission channel": aiosmtplib has closed
-            # the connection. On the first command of a reused connection this is a server
-            # that timed us out while idle; nothing of the message was taken.
+
+    async def _reply(
+        self,
+        conn: _Connection,
+        seconds: float,
+        *,
+        stale: bool = False,
+        closing_raises: bool = True,
+    ) -> Reply:
+        """The next reply, recorded; 421 (closing) is raised as a disconnect.
+
+        ``closing_raises=False`` (the replies to DATA and to the data) returns a 421 like any
+        refusal, so that it becomes a DataRefused as it always has; the connection is closed
+        all the same.
+        """
+        queue = conn.queue
+        assert queue is not None, "replies are only read after the set-up"
+        try:
+            code, text = await queue.read(seconds)
+        except SessionClosed as exc:
+            if stale:
+                raise _Stale from exc
+            raise
+        conn.transcript.server(code, text)
+        reply = Reply.parse(code, text)
+        if code == 421:
+            # "Service not available, closing transmission channel": the server is going
+            # away, and whatever else we wrote is lost with it.
+            queue.close()
+            if not closing_raises:
+                return reply
+            # On the first command of a reused connection this is a server that timed us
+            # out while idle; nothing of the message was taken.
             if stale:
                 raise _Stale
             raise self._error(
@@ -886,40 +982,47 @@ class SMTPTransport:
             )
         return reply
 
+    async def _command(self, conn: _Connection, *args: bytes) -> Reply:
+        """Send one command and return its reply; 421 (closing) is raised as a disconnect."""
+        self._send(conn, [check_command(b" ".join(args))])
+        return await self._reply(conn, self._config.timeouts.command)
+
     async def _reset(self, conn: _Connection) -> None:
         """RSET after a failed transaction; the connection stays reusable only if it worked."""
         try:
             reply = await self._command(conn, b"RSET")
-        except (SMTPException, OSError, TransportError):
+        except (SMTPException, OSError, SessionError, TransportError):
             conn.clean = False
             return
         conn.clean = reply.code == 250
 
     async def _data(self, conn: _Connection, data: bytes) -> tuple[Reply, bool]:
         """DATA and the message; returns (reply, whether the message itself was sent)."""
-        transcript = conn.transcript
-        transcript.client("DATA")
-        probe = _DataProbe(conn.smtp.protocol)
+        self._send(conn, [b"DATA"])
+        reply = await self._reply(conn, self._config.timeouts.data, closing_raises=False)
+        if reply.code != 354:
+            return reply, False
+        return await self._payload(conn, data), True
+
+    async def _payload(self, conn: _Connection, data: bytes) -> Reply:
+        """After a 354: the message and its final dot, then the server's verdict."""
+        queue = conn.queue
+        assert queue is not None
+        wire = _wire_message(data)
+        queue.send(wire, 1)
+        # From here the server may get the whole message: a failure before its reply leaves
+        # the outcome unknown unless the bytes provably never left (see _after_payload).
+        conn.payload_sent = True
+        conn.transcript.client(f"<message: {len(data)} octets>")
         try:
-            with probe:
-                response = await conn.smtp.data(data, timeout=self._config.timeouts.data)
-        except SMTPDataError as exc:
-            if probe.payload_sent:
-                transcript.server(354, "")
-                transcript.client(f"<message: {len(data)} octets>")
-            transcript.server(exc.code, exc.message)
-            return Reply.parse(exc.code, exc.message), probe.payload_sent
-        except (SMTPException, OSError):
-            conn.payload_sent = probe.payload_sent
-            conn.unsent = probe.unsent()
-            if probe.payload_sent:
-                transcript.server(354, "")
-                transcript.client(f"<message: {len(data)} octets>")
+            reply = await self._reply(conn, self._config.timeouts.data, closing_raises=False)
+        except SessionError:
+            conn.unsent = queue.unsent()
             raise
-        transcript.server(354, "")
-        transcript.client(f"<message: {len(data)} octets>")
-        transcript.server(response.code, response.message)
-        return Reply.parse(response.code, response.message), True
+        # Answered: a later failure (in a further transaction of a split message) is about
+        # that transaction's commands, not about this message's bytes.
+        conn.payload_sent = False
+        return reply
 
     # -- errors ----------------------------------------------------------------------------
 
@@ -978,8 +1081,20 @@ class SMTPTransport:
                 conn=conn,
             )
 
-        if conn.payload_sent and isinstance(exc, (SMTPServerDisconnected, SMTPTimeoutError)):
+        if conn.payload_sent and isinstance(
+            exc, (SMTPServerDisconnected, SMTPTimeoutError, SessionClosed, ReplyTimeout)
+        ):
             return self._after_payload(exc, conn)
+
+        if isinstance(exc, MalformedReply):
+            # Our reply reader's version of aiosmtplib's code -1 (handled the same way below).
+            return self._error(
+                TransportError,
+                f"{where} sent something that is not an SMTP reply during {stage} "
+                f"({exc}): {exc.text!r}",
+                stage=stage,
+                conn=conn,
+            )
 
         # A TLS error while setting up (handshake, certificate, wrong port) is a TLSError;
         # later, TLS is just the way the connection broke.
@@ -1066,8 +1181,9 @@ class SMTPTransport:
         # unread, so it never read the final dot; bytes still in our own buffer mean the dot
         # never left. Either way the message cannot have been accepted.
         reset = _caused_by(exc, (ConnectionResetError, BrokenPipeError)) is not None
+        timed_out = isinstance(exc, SMTPTimeoutError | TimeoutError)
         if reset or conn.unsent > 0:
-            if isinstance(exc, SMTPTimeoutError):
+            if timed_out:
                 return self._error(
                     TransportTimeout,
                     f"timed out sending the message to {where}; it was not accepted",
@@ -1081,7 +1197,7 @@ class SMTPTransport:
                 stage="data",
                 conn=conn,
             )
-        what = "timed out waiting" if isinstance(exc, SMTPTimeoutError) else "lost the connection"
+        what = "timed out waiting" if timed_out else "lost the connection"
         return self._error(
             DeliveryUnknown,
             f"{what} for {where}'s reply after the end of the message: the server may have "

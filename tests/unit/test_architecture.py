@@ -30,9 +30,12 @@ LAYERS: list[tuple[str, ...]] = [
     ("_retry", "_hooks"),
     ("_mailer",),
     ("_sync",),
+    ("outbox",),
     ("devserver",),
+    ("cli",),
+    ("contrib",),
     ("testing",),
-    ("__init__",),
+    ("__init__", "__main__"),
 ]
 
 # Deliberate upward imports, made lazily inside a function to break a cycle.
