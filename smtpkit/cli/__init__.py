@@ -14,7 +14,9 @@ from smtpkit.cli._check import check
 from smtpkit.cli._common import EXIT_CODES_HELP
 from smtpkit.cli._demo import demo
 from smtpkit.cli._detect import detect
+from smtpkit.cli._outbox import outbox
 from smtpkit.cli._send import send
+from smtpkit.cli._serve import serve
 
 __all__ = ["main"]
 
@@ -47,26 +49,5 @@ main.add_command(send)
 main.add_command(check)
 main.add_command(detect)
 main.add_command(demo)
-
-
-def _add_optional(module: str, name: str) -> None:
-    """Register a command written in another module, once that module exists.
-
-    Only the module's own absence is tolerated: an import error inside it is a bug and
-    is raised.
-    """
-    import importlib
-
-    try:
-        loaded = importlib.import_module(module)
-    except ModuleNotFoundError as exc:
-        if exc.name != module:
-            raise
-        return
-    command = getattr(loaded, name)
-    assert isinstance(command, click.Command)
-    main.add_command(command)
-
-
-_add_optional("smtpkit.cli._serve", "serve")
-_add_optional("smtpkit.cli._outbox", "outbox")
+main.add_command(serve)
+main.add_command(outbox)
