@@ -159,6 +159,9 @@ def _safe_filename(name: str, field: str) -> str:
     # Surrounding whitespace (Unicode included) is dropped: it only serves to disguise a name,
     # and parsers strip it anyway.
     base = re.split(r"[/\\]", name)[-1].strip()
+    # A double quote is legal inside a quoted parameter, but parsers disagree on it (Python's
+    # unquotes twice; CVE-2020-13625 was about quotes in file names): write a single quote.
+    base = base.replace('"', "'")
     if base in {"", ".", ".."}:
         raise InvalidHeader(f"{field}: {name!r} has no file name once directories are removed")
     if len(base) > _MAX_FILENAME:

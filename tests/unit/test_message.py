@@ -630,7 +630,7 @@ def test_limits_are_validated() -> None:
         ("dir/sub/ spaced name .txt ", "spaced name .txt"),
         ("Q3 résumé.pdf", "Q3 résumé.pdf"),
         ("日本語のファイル.xlsx", "日本語のファイル.xlsx"),
-        ('we"ird;name=x.txt', 'we"ird;name=x.txt'),
+        ('we"ird;name=x.txt', "we'ird;name=x.txt"),
         ("=?utf-8?q?evil?=.exe", "=?utf-8?q?evil?=.exe"),
         ("a" * 255, "a" * 255),
         ("ü" * 255, "ü" * 255),
@@ -835,3 +835,13 @@ def test_html_only_message_gets_a_derived_text_part() -> None:
     explicit = msg.replace(text="Mine")
     assert explicit.text == "Mine"
     assert explicit.replace(html="<p>x</p>").text == "Mine"
+
+
+@pytest.mark.parametrize("name", ['""', '"report".pdf', 'a"b.txt'])
+def test_double_quotes_in_file_names_become_single_quotes(name: str) -> None:
+    attachment = Attachment(name, b"x")
+    assert '"' not in attachment.filename
+    msg = Message(sender="a@example.com", to=["b@example.com"], text="x", attachments=[attachment])
+    parsed = email.message_from_bytes(msg.to_bytes(), policy=email.policy.default)
+    (part,) = list(parsed.iter_attachments())  # type: ignore[attr-defined]
+    assert part.get_filename() == attachment.filename
