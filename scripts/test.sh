@@ -2,9 +2,10 @@
 # Set up a virtual environment (.venv) and run every check: lint, format, types, tests + coverage.
 # Usage: bash scripts/test.sh [extra pytest arguments]
 #
-# Some tests need programs from Debian packages: Chromium (the web inbox in a real browser) and
-# Redis (the Celery broker). Run as root with apt-get available, this script installs the missing
-# ones; elsewhere those tests skip with the reason. SMTPKIT_NO_APT=1 turns the install off.
+# Some tests need programs from Debian packages: Chromium (the web inbox in a real browser),
+# Redis (the Celery broker), and Postfix + Dovecot (the real-MTA tier, run as root). Run as root
+# with apt-get available, this script installs the missing ones; elsewhere those tests skip with
+# the reason. SMTPKIT_NO_APT=1 turns the install off.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -18,6 +19,7 @@ if [ "${#missing[@]}" -gt 0 ] && [ -z "${SMTPKIT_NO_APT:-}" ] && [ "$(id -u)" = 
   DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" \
     >/dev/null
 fi
+bash scripts/install-postfix.sh
 PYTHON="${PYTHON:-python3}"
 VENV="${SMTPKIT_VENV:-.venv}"
 if [ ! -x "$VENV/bin/python" ]; then

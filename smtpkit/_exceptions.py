@@ -11,6 +11,9 @@
         TemplateError                               missing template or variable, bad template
         MessageTooLarge (.limit, .size)             ours, or the server's SIZE (before MAIL FROM)
         MessageRejected                             a before_send hook refused the message
+        ContactFormError (.field)                   a contact-form field is missing or too long
+          SpamSubmission                            the honeypot field was filled in (a bot)
+          RateLimited                               the rate limiter refused this client
       TransportError (.stage .reply .is_transient .hint .transcript)
         ConnectError (ConnectionError)           T
         TransportTimeout (TimeoutError)          T
@@ -46,6 +49,7 @@ __all__ = [
     "AuthenticationError",
     "ConfigError",
     "ConnectError",
+    "ContactFormError",
     "DataRefused",
     "DeliveryUnknown",
     "ExtensionUnsupported",
@@ -56,11 +60,13 @@ __all__ = [
     "MessageTooLarge",
     "NoCommonAuthMechanism",
     "NoRecipients",
+    "RateLimited",
     "RecipientsRefused",
     "ReplyError",
     "SenderRefused",
     "ServerDisconnected",
     "SmtpkitError",
+    "SpamSubmission",
     "Stage",
     "TLSError",
     "TemplateError",
@@ -116,6 +122,34 @@ class TemplateError(MessageError):
 
 class MessageRejected(MessageError):
     """A ``before_send`` hook refused the message; it was not sent."""
+
+
+class ContactFormError(MessageError):
+    """A contact-form submission was refused before any message was built (``smtpkit.contact``).
+
+    The text names the field first (``"message: 12000 characters, more than 10000"``); the
+    field name is also in :attr:`field`, for showing the error beside the form field.
+
+    Attributes:
+        field: the form field at fault (``"name"``, ``"email"``, ``"subject"``, ``"message"``),
+            or ``None`` when the refusal is not about one field.
+    """
+
+    def __init__(self, message: str, *, field: str | None = None) -> None:
+        super().__init__(message)
+        self.field: str | None = field
+
+
+class SpamSubmission(ContactFormError):
+    """The honeypot field was filled in: a bot sent the form.
+
+    Sites usually swallow it and answer as if the message had been sent, so that the bot learns
+    nothing.
+    """
+
+
+class RateLimited(ContactFormError):
+    """The contact form's rate limiter refused this client key: too many submissions."""
 
 
 class MessageTooLarge(MessageError):

@@ -30,6 +30,7 @@ LAYERS: list[tuple[str, ...]] = [
     ("_retry", "_hooks"),
     ("_mailer",),
     ("_sync",),
+    ("contact",),
     ("outbox",),
     ("devserver",),
     ("cli",),

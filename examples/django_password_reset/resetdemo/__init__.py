@@ -1,0 +1,1 @@
+"""A minimal Django project whose password-reset mail goes out through smtpkit."""
