@@ -1,4 +1,6 @@
-"""Delivery throughput over loopback SMTP: smtpkit, aiosmtplib, smtplib and Django, in one run.
+"""Delivery throughput over loopback SMTP: smtpkit and its peers, in one run.
+
+Peers: aiosmtplib, smtplib, Django, fastapi-mail, and (when installed) Nodemailer and PHPMailer.
 
 Every client sends N small messages to the same fast sink (benchmarks/_sink.py, run as a
 separate process so it never shares a GIL with the client) on 127.0.0.1, in two scenarios:
@@ -12,9 +14,11 @@ so the figures are the steady-state cost of a transaction (MAIL, RCPT, DATA), no
     /work/venv/bin/python benchmarks/throughput.py              # 2,000 messages per client
     /work/venv/bin/python benchmarks/throughput.py --n 500      # quicker
     /work/venv/bin/python benchmarks/throughput.py --scenario plain --only smtpkit
+    /work/venv/bin/python benchmarks/throughput.py --latency-ms 20   # through a 20 ms RTT proxy
 
-Needs aiosmtplib (an smtpkit dependency) and trustme; Django is optional (its rows are skipped
-when it is not installed).
+Needs aiosmtplib (an smtpkit dependency) and trustme; Django, fastapi-mail, Nodemailer
+(benchmarks/peers/node_modules) and PHPMailer (Debian's libphp-phpmailer) are optional: their
+rows say "skipped: ..." when they are not installed.
 """
 
 from __future__ import annotations
@@ -22,9 +26,11 @@ from __future__ import annotations
 import argparse
 import asyncio
 import gc
+import json
 import os
 import platform
 import select
+import shutil
 import smtplib
 import socket
 import ssl
@@ -34,7 +40,7 @@ import sys
 import tempfile
 import time
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -68,6 +74,8 @@ BODY = (
 )
 # A connection carries every message of a run: no client reconnects while it is measured.
 MANY = 1_000_000_000
+PEERS = Path(__file__).resolve().parent / "peers"
+PHPMAILER = Path("/usr/share/php/libphp-phpmailer/autoload.php")
 
 
 # -- the sink process --------------------------------------------------------------------------
@@ -119,30 +127,59 @@ def running_sink(directory: Path, engine: str = "threads") -> Iterator[Sink]:
         "--engine",
         engine,
     ]
-    # stdin is the sink's lifeline: it exits when the pipe closes, even if we are killed.
+    with helper_process(command, "the sink") as ports:
+        yield Sink(ports[0], ports[1], str(ca_file))
+
+
+@contextmanager
+def helper_process(command: list[str], what: str) -> Iterator[list[int]]:
+    """Run a helper that prints "READY <port> ..." and exits when its stdin closes.
+
+    Yields the ports; the process is always stopped (stdin closed, then terminate, then kill).
+    """
+    # stdin is the helper's lifeline: it exits when the pipe closes, even if we are killed.
     process = subprocess.Popen(command, stdin=subprocess.PIPE, stdout=subprocess.PIPE)
     try:
         assert process.stdout is not None
         ready, _, _ = select.select([process.stdout], [], [], 15.0)
         line = process.stdout.readline().decode() if ready else ""
         if not line.startswith("READY "):
-            raise RuntimeError(f"the sink did not start (got {line!r})")
-        _, plain, tls = line.split()
-        yield Sink(int(plain), int(tls), str(ca_file))
+            raise RuntimeError(f"{what} did not start (got {line!r})")
+        yield [int(port) for port in line.split()[1:]]
     finally:
-        if process.stdin is not None:
+        stop(process)
+
+
+def stop(process: subprocess.Popen[bytes]) -> None:
+    """Close the pipes of ``process`` and make sure it has ended."""
+    if process.stdin is not None:
+        with suppress(OSError):
             process.stdin.close()
+    try:
+        process.wait(timeout=5)
+    except subprocess.TimeoutExpired:
+        process.terminate()
         try:
             process.wait(timeout=5)
         except subprocess.TimeoutExpired:
-            process.terminate()
-            try:
-                process.wait(timeout=5)
-            except subprocess.TimeoutExpired:
-                process.kill()
-                process.wait()
-        if process.stdout is not None:
-            process.stdout.close()
+            process.kill()
+            process.wait()
+    if process.stdout is not None:
+        process.stdout.close()
+
+
+@contextmanager
+def latency_proxy(ports: list[int], rtt_ms: float) -> Iterator[list[int]]:
+    """benchmarks/_latency_proxy.py in its own process: one proxy port per target port."""
+    command = [
+        sys.executable,
+        str(Path(__file__).with_name("_latency_proxy.py")),
+        "--rtt-ms",
+        str(rtt_ms),
+        *(str(port) for port in ports),
+    ]
+    with helper_process(command, "the latency proxy") as proxied:
+        yield proxied
 
 
 # -- what every client gets ---------------------------------------------------------------------
@@ -191,6 +228,7 @@ class Client:
     name: str
     family: str  # for --only
     run: Callable[[Setup, int, int, Timer], None]
+    skipped: str | None = None  # why this peer cannot run here
 
 
 class Timer:
@@ -367,6 +405,122 @@ def django_one(setup: Setup, warmup: int, n: int, timer: Timer) -> None:
         connection.close()
 
 
+# -- fastapi-mail (aiosmtplib underneath; a new connection for every message) ----------------------
+
+
+def fastapi_mail_missing() -> str | None:
+    try:
+        import fastapi_mail  # noqa: F401
+    except ImportError:
+        return "fastapi-mail is not installed (pip install fastapi-mail)"
+    return None
+
+
+def fastapi_mail_one(setup: Setup, warmup: int, n: int, timer: Timer) -> None:
+    from fastapi_mail import ConnectionConfig, FastMail, MessageSchema, MessageType
+    from pydantic import NameEmail, SecretStr
+
+    config = ConnectionConfig(
+        MAIL_USERNAME=USERNAME if setup.secure else "",
+        MAIL_PASSWORD=SecretStr(PASSWORD if setup.secure else ""),
+        MAIL_FROM=SENDER,
+        MAIL_PORT=setup.port,
+        MAIL_SERVER=HOST,
+        MAIL_STARTTLS=setup.secure,
+        MAIL_SSL_TLS=False,
+        USE_CREDENTIALS=setup.secure,
+        VALIDATE_CERTS=True,
+        CERT_BUNDLE=setup.ca_file if setup.secure else None,
+        LOCAL_HOSTNAME=EHLO_NAME,
+        TIMEOUT=30,
+    )
+    mailer = FastMail(config)
+    # Its documented use: a MessageSchema per send, which it turns into MIME and sends on a
+    # connection it opens (and QUITs) for that one message: it has no way to keep one open.
+    message = MessageSchema(
+        subject=SUBJECT, recipients=[NameEmail("", RECIPIENT)], body=BODY, subtype=MessageType.plain
+    )
+
+    async def main() -> None:
+        for _ in range(warmup):
+            await mailer.send_message(message)
+        timer.start()
+        for _ in range(n):
+            await mailer.send_message(message)
+        timer.stop()
+
+    asyncio.run(main())
+
+
+# -- peers in other languages (benchmarks/peers/) -------------------------------------------------
+
+
+def nodemailer_missing() -> str | None:
+    if shutil.which("node") is None:
+        return "node is not installed"
+    if not (PEERS / "node_modules" / "nodemailer").is_dir():
+        return "nodemailer is not installed (cd benchmarks/peers && npm install)"
+    return None
+
+
+def phpmailer_missing() -> str | None:
+    if shutil.which("php") is None:
+        return "php is not installed (apt-get install php-cli libphp-phpmailer)"
+    if not PHPMAILER.is_file():
+        return "PHPMailer is not installed (apt-get install libphp-phpmailer)"
+    return None
+
+
+def external_peer(command: list[str], connections: int) -> Callable[[Setup, int, int, Timer], None]:
+    """A peer script: warms up, prints WARM, waits for a line, sends, prints DONE wall cpu."""
+
+    def run(setup: Setup, warmup: int, n: int, timer: Timer) -> None:
+        with tempfile.NamedTemporaryFile(prefix="smtpkit-bench-", suffix=".eml") as raw:
+            raw.write(setup.data)
+            raw.flush()
+            config = {
+                "host": HOST,
+                "port": setup.port,
+                "secure": setup.secure,
+                "ca_file": setup.ca_file,
+                "username": USERNAME,
+                "password": PASSWORD,
+                "sender": SENDER,
+                "recipient": RECIPIENT,
+                "subject": SUBJECT,
+                "body": BODY,
+                "raw": raw.name,
+                "warmup": warmup,
+                "n": n,
+                "connections": connections,
+            }
+            process = subprocess.Popen(
+                [*command, json.dumps(config)],
+                stdin=subprocess.PIPE,
+                stdout=subprocess.PIPE,
+                cwd=PEERS,
+            )
+            try:
+                assert process.stdin is not None
+                assert process.stdout is not None
+                if process.stdout.readline().strip() != b"WARM":
+                    raise RuntimeError(f"{command[0]} peer failed during its warm-up")
+                timer.start()
+                process.stdin.write(b"GO\n")
+                process.stdin.flush()
+                done = process.stdout.readline().split()
+                timer.stop()
+                if len(done) != 3 or done[0] != b"DONE":
+                    raise RuntimeError(f"{command[0]} peer failed: {done!r}")
+                # The peer's own clocks: the timed part only, without the pipe round trip and
+                # (for CPU) in the peer's process, where the client work happens.
+                timer.wall, timer.cpu = float(done[1]), float(done[2])
+            finally:
+                stop(process)
+
+    return run
+
+
 # -- the harness ----------------------------------------------------------------------------------
 
 
@@ -386,7 +540,7 @@ class Row:
 
 
 def clients(include_django: bool) -> list[Client]:
-    found = [
+    found: list[Client] = [
         Client("smtpkit, 1 connection", "smtpkit", smtpkit_one(per_send_build=False)),
         Client("smtpkit, 1 conn, new Message each", "smtpkit", smtpkit_one(per_send_build=True)),
         Client("smtpkit, pool 4 (send_many 4)", "smtpkit", smtpkit_pooled(4)),
@@ -397,22 +551,53 @@ def clients(include_django: bool) -> list[Client]:
     ]
     if include_django:
         found.append(Client("Django SMTP backend, 1 connection", "django", django_one))
+    found.append(
+        Client(
+            "fastapi-mail, connection per message",
+            "fastapi-mail",
+            fastapi_mail_one,
+            skipped=fastapi_mail_missing(),
+        )
+    )
+    found.append(
+        Client(
+            "Nodemailer, pool 8",
+            "nodemailer",
+            external_peer(["node", str(PEERS / "nodemailer_pool.js")], 8),
+            skipped=nodemailer_missing(),
+        )
+    )
+    found.append(
+        Client(
+            "PHPMailer, keep-alive, 1 connection",
+            "phpmailer",
+            external_peer(["php", str(PEERS / "phpmailer_keepalive.php")], 1),
+            skipped=phpmailer_missing(),
+        )
+    )
     return found
 
 
-def run_all(args: argparse.Namespace, sink: Sink) -> list[Row]:
+def run_all(args: argparse.Namespace, sink: Sink, ports: tuple[int, int]) -> list[Row]:
+    """Run every chosen client in every scenario; ``ports`` are (plain, STARTTLS) to use."""
     message = build_message()
     data = message.to_bytes()
+    suffix = f" {args.latency_ms:g}ms" if args.latency_ms else ""
     scenarios = []
     if args.scenario in ("plain", "both"):
-        scenarios.append(Setup("plain", False, sink.plain_port, sink.ca_file, message, data))
+        scenarios.append(Setup("plain" + suffix, False, ports[0], sink.ca_file, message, data))
     if args.scenario in ("starttls", "both"):
-        scenarios.append(Setup("starttls+auth", True, sink.tls_port, sink.ca_file, message, data))
-    chosen = [
-        c
-        for c in clients(include_django=not args.skip_django and django_available())
-        if not args.only or c.family in args.only
-    ]
+        scenarios.append(
+            Setup("starttls+auth" + suffix, True, ports[1], sink.ca_file, message, data)
+        )
+    chosen = []
+    for c in clients(include_django=not args.skip_django and django_available()):
+        if args.only and c.family not in args.only:
+            continue
+        if c.skipped is not None:
+            print(f"{c.name}: skipped: {c.skipped}", file=sys.stderr)
+            continue
+        chosen.append(c)
     rows = {(s.scenario, c.name): Row(s.scenario, c.name) for s in scenarios for c in chosen}
     rounds = max(1, min(args.rounds, args.n))
     # Interleaved rounds: a change in machine load affects every client alike.
@@ -446,13 +631,15 @@ def run_all(args: argparse.Namespace, sink: Sink) -> list[Row]:
 
 
 def report(rows: list[Row], args: argparse.Namespace, size: int) -> None:
+    latency = f", through a {args.latency_ms:g} ms RTT proxy" if args.latency_ms else ""
     print(
         f"python {platform.python_version()}, aiosmtplib {aiosmtplib.__version__}, "
-        f"{os.cpu_count()} CPUs, {args.n} messages per client ({size} octets each), "
-        f"{args.rounds} rounds, loopback sink in a separate process\n"
+        f"{os.cpu_count()} CPUs, load {os.getloadavg()[0]:.2f}, {args.n} messages per client "
+        f"({size} octets each), {args.rounds} rounds, loopback sink in a separate process"
+        f"{latency}\n"
     )
     header = (
-        f"{'scenario':14} {'client':36} {'msgs/s':>8} {'vs 1-conn':>9}"
+        f"{'scenario':18} {'client':36} {'msgs/s':>8} {'vs 1-conn':>9}"
         f" {'CPU ms/msg':>10} {'spread':>7} {'sink CPU':>8}"
     )
     print(header)
@@ -472,17 +659,33 @@ def report(rows: list[Row], args: argparse.Namespace, size: int) -> None:
                 else 0.0
             )
             print(
-                f"{scenario:14} {row.client:36} {row.rate:8.0f} {ratio}"
+                f"{scenario:18} {row.client:36} {row.rate:8.0f} {ratio}"
                 f" {row.cpu / row.messages * 1e3:10.3f} {spread:6.0%}"
                 f" {row.sink_cpu / row.wall:8.0%}"
             )
         print()
-    check_goals(by_scenario)
+    check_goals(by_scenario, args.latency_ms)
 
 
-def check_goals(by_scenario: dict[str, list[Row]]) -> None:
-    """The delivery issue's goals, per scenario."""
+def check_goals(by_scenario: dict[str, list[Row]], latency_ms: float) -> None:
+    """The delivery issue's goals (issue 3) and the benchmark issue's (issue 7), per scenario."""
     for scenario, group in by_scenario.items():
+        rates = {r.client: r.rate for r in group}
+        best = max((r for n, r in rates.items() if n.startswith("smtpkit")), default=None)
+        others = {n: r for n, r in rates.items() if not n.startswith("smtpkit")}
+        if best is not None and others:
+            name = max(others, key=lambda n: others[n])
+            verdict = "met" if best >= 1.5 * others[name] else "NOT met"
+            print(
+                f"{scenario}: smtpkit best / best peer ({name}) = {best / others[name]:.2f}"
+                f" (goal >= 1.5: {verdict})"
+            )
+        if latency_ms:
+            for client, goal in (("smtpkit, 1 connection", 35), ("smtpkit, pool 8", 250)):
+                rate = next((r for n, r in rates.items() if n.startswith(client)), None)
+                if rate is not None:
+                    verdict = "met" if rate >= goal else "NOT met"
+                    print(f"{scenario}: {client} = {rate:.0f} msgs/s (goal >= {goal}: {verdict})")
         rates = {r.client: r.rate for r in group}
         one = rates.get("smtpkit, 1 connection")
         django = rates.get("Django SMTP backend, 1 connection")
@@ -515,7 +718,15 @@ def main() -> None:
     parser.add_argument(
         "--only",
         action="append",
-        choices=("smtpkit", "aiosmtplib", "smtplib", "django"),
+        choices=(
+            "smtpkit",
+            "aiosmtplib",
+            "smtplib",
+            "django",
+            "fastapi-mail",
+            "nodemailer",
+            "phpmailer",
+        ),
         help="run only these clients (repeatable)",
     )
     parser.add_argument("--skip-django", action="store_true")
@@ -525,15 +736,32 @@ def main() -> None:
         default="threads",
         help="the sink's engine (threads answers faster; see _sink.py)",
     )
+    parser.add_argument(
+        "--latency-ms",
+        type=float,
+        default=0.0,
+        help="send every client through benchmarks/_latency_proxy.py adding this RTT"
+        " (then the defaults are n 100, rounds 2, warmup 16)",
+    )
     parser.add_argument("-v", "--verbose", action="store_true", help="print each round")
     args = parser.parse_args()
+    if args.latency_ms and "--n" not in sys.argv:
+        args.n = 100  # a single-connection peer manages about 11 msgs/s at 20 ms
+    if args.latency_ms and "--rounds" not in sys.argv:
+        args.rounds = 2
+    if args.latency_ms and "--warmup" not in sys.argv:
+        args.warmup = 16
     if args.n < 1 or args.warmup < 8:
         parser.error("--n must be >= 1 and --warmup >= 8 (enough to open 8 connections)")
     with (
         tempfile.TemporaryDirectory(prefix="smtpkit-bench-") as tmp,
         running_sink(Path(tmp), args.sink_engine) as sink,
     ):
-        rows = run_all(args, sink)
+        if args.latency_ms:
+            with latency_proxy([sink.plain_port, sink.tls_port], args.latency_ms) as proxied:
+                rows = run_all(args, sink, (proxied[0], proxied[1]))
+        else:
+            rows = run_all(args, sink, (sink.plain_port, sink.tls_port))
     report(rows, args, len(build_message().to_bytes()))
 
 
