@@ -123,7 +123,9 @@ class AsyncMailer(MailerConstructors):
         default_retry = RetryPolicy()
         if isinstance(config_or_transport, SMTPConfig | TransportGroup):
             transport, default_retry = _transport_for(config_or_transport)
-            self._concurrency = _pool_size(config_or_transport)
+            # Twice the pool: a sender waiting for a connection lets the one in use pipeline the
+            # next message right behind the previous one's end of data (RFC 2920).
+            self._concurrency = 2 * _pool_size(config_or_transport)
         else:
             transport = config_or_transport
             self._concurrency = 4
@@ -178,7 +180,7 @@ class AsyncMailer(MailerConstructors):
     ) -> list[SendOutcome]:
         """Send many messages concurrently over the pool; one outcome per message, in order.
 
-        At most ``concurrency`` messages are in flight at once (by default the pool size), and
+        At most ``concurrency`` messages are in flight at once (by default twice the pool size), and
         messages are taken from ``messages`` only as slots free up, so a long generator is not
         read into memory ahead of sending. A failure does not stop the others: its error takes
         its place in the list.

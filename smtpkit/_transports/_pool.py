@@ -12,10 +12,10 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from collections import deque
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from typing import Generic, Protocol, TypeVar
 
-__all__ = ["ConnectionPool", "Poolable"]
+__all__ = ["ConnectionPool", "Poolable", "Slot"]
 
 
 class Poolable(Protocol):
@@ -43,6 +43,27 @@ class Poolable(Protocol):
 C = TypeVar("C", bound=Poolable)
 
 
+class Slot:
+    """One of the pool's ``max_connections`` slots, held from :meth:`ConnectionPool.slot`.
+
+    It can be given up before the block ends (:meth:`ConnectionPool.hand_on`), so that a
+    waiting caller takes over the connection while its last holder still reads a reply.
+    """
+
+    __slots__ = ("_release", "held")
+
+    def __init__(self, release: Callable[[], None]) -> None:
+        self._release = release
+        #: False once the slot was given up.
+        self.held = True
+
+    def release(self) -> None:
+        """Give the slot up (idempotent)."""
+        if self.held:
+            self.held = False
+            self._release()
+
+
 class ConnectionPool(Generic[C]):
     """Idle connections plus a limit on the ones in use.
 
@@ -62,6 +83,7 @@ class ConnectionPool(Generic[C]):
         self._timer: asyncio.TimerHandle | None = None
         self._closed = False
         self._in_use = 0
+        self._waiting = 0
 
     @property
     def closed(self) -> bool:
@@ -78,15 +100,29 @@ class ConnectionPool(Generic[C]):
         """Slots currently held."""
         return self._in_use
 
+    @property
+    def waiting(self) -> int:
+        """Callers waiting for a slot."""
+        return self._waiting
+
     @contextlib.asynccontextmanager
-    async def slot(self) -> AsyncIterator[None]:
-        """Hold one of the ``max_connections`` slots for the duration of the block."""
-        async with self._slots:
-            self._in_use += 1
-            try:
-                yield
-            finally:
-                self._in_use -= 1
+    async def slot(self) -> AsyncIterator[Slot]:
+        """Hold one of the ``max_connections`` slots for the block (or until given up)."""
+        self._waiting += 1
+        try:
+            await self._slots.acquire()
+        finally:
+            self._waiting -= 1
+        self._in_use += 1
+        slot = Slot(self._free)
+        try:
+            yield slot
+        finally:
+            slot.release()
+
+    def _free(self) -> None:
+        self._in_use -= 1
+        self._slots.release()
 
     def checkout(self) -> C | None:
         """The most recently used idle connection that is still reusable, or ``None``.
@@ -118,6 +154,27 @@ class ConnectionPool(Generic[C]):
         self._idle.append((conn, loop.time()))
         if self._timer is None:
             self._timer = loop.call_later(self._idle_timeout, self._reap)
+
+    def hand_on(self, conn: C, slot: Slot) -> bool:
+        """Pass ``conn`` to a waiting caller before its holder is done with it.
+
+        For a connection whose last transaction is complete on the client's side and only
+        awaits the server's final reply (``conn.reusable`` already true): it goes back on the
+        idle stack and ``slot`` is given up, so that a caller waiting for a slot takes it
+        over and can write its own commands at once. False, with nothing done, when no one
+        waits, the pool is closed, or the connection is used up (the holder then checks it
+        in as usual).
+        """
+        if self._waiting <= 0 or self._closed or conn.uses >= self._max_uses:
+            return False
+        if not conn.reusable or not slot.held:
+            return False
+        loop = asyncio.get_running_loop()
+        self._idle.append((conn, loop.time()))
+        if self._timer is None:
+            self._timer = loop.call_later(self._idle_timeout, self._reap)
+        slot.release()
+        return True
 
     def _reap(self) -> None:
         """Close connections idle for ``idle_timeout``; re-arm for the next one to expire."""

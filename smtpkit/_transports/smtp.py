@@ -84,7 +84,7 @@ from smtpkit._transports._pipeline import (
     SessionError,
     check_command,
 )
-from smtpkit._transports._pool import ConnectionPool
+from smtpkit._transports._pool import ConnectionPool, Slot
 from smtpkit._transports._transcript import REDACTED, Transcript
 from smtpkit._transports.base import header_block, message_id_of
 
@@ -234,6 +234,7 @@ class _Connection:
         "smtp",
         "stage",
         "transcript",
+        "turn",
         "unsent",
         "uses",
     )
@@ -254,6 +255,9 @@ class _Connection:
         # Set by DATA when the message itself was written, with the bytes not yet flushed.
         self.payload_sent = False
         self.unsent = 0
+        #: Done once the previous holder has read its last reply: until then the next one may
+        #: write its commands (RFC 2920 lets MAIL follow the end of the data) but not read.
+        self.turn: asyncio.Future[None] | None = None
 
     @property
     def reusable(self) -> bool:
@@ -275,6 +279,10 @@ class _Connection:
         """QUIT and close; never raises (the server may already be gone)."""
         self.clean = False
         queue = self.queue
+        turn, self.turn = self.turn, None
+        if turn is not None:
+            # The previous holder still reads its final reply: QUIT's reply comes after it.
+            await asyncio.shield(turn)
         if queue is not None and not queue.closed:
             self.transcript.client("QUIT")
             try:
@@ -369,22 +377,24 @@ class SMTPTransport:
             raise RuntimeError(f"{self!r} is closed")
         started = time.monotonic()
         plan = _plan(envelope, data)
-        async with self._pool.slot():
+        async with self._pool.slot() as slot:
             conn = self._pool.checkout()
             if conn is None:
                 conn = await self._open()
-                result = await self._deliver_on(conn, envelope, data, plan, started, reused=False)
+                result = await self._deliver_on(
+                    conn, envelope, data, plan, started, slot=slot, reused=False
+                )
             else:
                 try:
                     result = await self._deliver_on(
-                        conn, envelope, data, plan, started, reused=True
+                        conn, envelope, data, plan, started, slot=slot, reused=True
                     )
                 except _Stale:
                     _log.debug("%s: idle connection was closed by the server; reconnecting", self)
                     conn.abort()
                     conn = await self._open()
                     result = await self._deliver_on(
-                        conn, envelope, data, plan, started, reused=False
+                        conn, envelope, data, plan, started, slot=slot, reused=False
                     )
         return result
 
@@ -411,19 +421,27 @@ class SMTPTransport:
         plan: _Plan,
         started: float,
         *,
+        slot: Slot,
         reused: bool,
     ) -> SendResult:
-        """Run one message on ``conn`` and give the connection back to the pool."""
+        """Run one message on ``conn`` and give the connection back to the pool.
+
+        Unless it was already handed on to a waiting caller (``slot`` given up, see
+        :meth:`_hand_on`): then it is that caller's, and this one only read its last reply.
+        """
         conn.transcript.begin_message()
         try:
-            result = await self._deliver(conn, envelope, data, plan, started, reused=reused)
+            result = await self._deliver(
+                conn, envelope, data, plan, started, slot=slot, reused=reused
+            )
         except _Stale:
             raise
         except TransportError:
             # Raised by us, with the connection's state already settled (clean after RSET,
             # or closed); checkin keeps it only if it is still reusable. Caught before OSError
             # because some of our errors are also ConnectionError / TimeoutError.
-            await self._pool.checkin(conn)
+            if slot.held:
+                await self._pool.checkin(conn)
             raise
         except (SMTPException, OSError, SessionError) as exc:
             conn.abort()
@@ -431,9 +449,11 @@ class SMTPTransport:
         except BaseException:
             # MessageTooLarge is raised before MAIL and leaves the connection clean, so it is
             # kept; a cancellation mid-transaction leaves it unclean, and checkin closes it.
-            await self._pool.checkin(conn)
+            if slot.held:
+                await self._pool.checkin(conn)
             raise
-        await self._pool.checkin(conn)
+        if slot.held:
+            await self._pool.checkin(conn)
         return result
 
     async def _open(self) -> _Connection:
@@ -743,6 +763,7 @@ class SMTPTransport:
         plan: _Plan,
         started: float,
         *,
+        slot: Slot,
         reused: bool,
     ) -> SendResult:
         config = self._config
@@ -798,6 +819,9 @@ class SMTPTransport:
         data_in_group = pipelining and not abort
         command_timeout, data_timeout = config.timeouts.command, config.timeouts.data
         conn.payload_sent = False
+        # Set when this message's end of data was followed by the next holder's commands: the
+        # connection is then no longer ours, only the final reply (and its transcript) is.
+        handed: tuple[str, ...] | None = None
         while pending:
             chunk, rest = pending[:per_transaction], pending[per_transaction:]
             conn.clean = False
@@ -809,6 +833,13 @@ class SMTPTransport:
                 self._send(conn, group, stale=first)
             else:
                 self._send(conn, [mail_line], stale=first)
+            turn, conn.turn = conn.turn, None
+            if turn is not None:
+                # Our group went right behind the previous holder's end of data; its final
+                # reply comes first. A failure now is that connection's end, not staleness:
+                # the server had it in use (see _hand_on).
+                first = False
+                await asyncio.shield(turn)
             conn.stage = "mail"
             mail_reply = await self._reply(conn, command_timeout, stale=first)
             first = False
@@ -880,26 +911,42 @@ class SMTPTransport:
             if data_reply is None:
                 reply, completed = await self._data(conn, data)
             elif data_reply.code == 354:
-                reply, completed = await self._payload(conn, data), True
+                self._write_payload(conn, data)
+                completed = True
+                if not pending:
+                    handed = self._hand_on(conn, slot)
+                if handed is None:
+                    reply = await self._final_reply(conn)
+                else:
+                    reply, handed = await self._final_reply_handed_on(conn, handed)
             else:
                 reply, completed = data_reply, False
             if reply.code == 250:
                 data_replies.append(reply)
-                conn.clean = True
+                if handed is None:
+                    conn.clean = True
                 continue
-            if not completed:
+            if handed is not None:
+                pass  # the connection is the next holder's: its state is not ours to set
+            elif not completed:
                 await self._reset(conn)
             else:
                 conn.clean = True  # the final reply ends the transaction either way
             if not data_replies:
-                self._raise_reply(
-                    DataRefused, f"the server refused the message: {reply}", conn, reply
+                raise self._error(
+                    DataRefused,
+                    f"the server refused the message: {reply}",
+                    stage="data",
+                    reply=reply,
+                    conn=conn,
+                    lines=handed,
                 )
             # Earlier transactions delivered: the refusal belongs to this chunk's recipients.
             for index in accepted:
                 statuses[index] = RecipientStatus(str(recipients[index]), reply)
 
-        conn.uses += 1
+        if handed is None:
+            conn.uses += 1  # (counted by _hand_on otherwise)
         if not data_replies:
             rejected = {s.address: s.reply for s in statuses.values()}
             raise self._refused(
@@ -909,7 +956,7 @@ class SMTPTransport:
         if len(data_replies) > 1:
             extra["data_replies"] = tuple(data_replies)
         if config.transcript:
-            extra["transcript"] = conn.transcript.lines()
+            extra["transcript"] = conn.transcript.lines() if handed is None else handed
         return SendResult(
             message_id=plan.message_id,
             envelope=envelope,
@@ -1002,18 +1049,96 @@ class SMTPTransport:
         reply = await self._reply(conn, self._config.timeouts.data, closing_raises=False)
         if reply.code != 354:
             return reply, False
-        return await self._payload(conn, data), True
+        self._write_payload(conn, data)
+        return await self._final_reply(conn), True
 
-    async def _payload(self, conn: _Connection, data: bytes) -> Reply:
-        """After a 354: the message and its final dot, then the server's verdict."""
+    def _write_payload(self, conn: _Connection, data: bytes) -> None:
+        """After a 354: the message and its final dot."""
         queue = conn.queue
         assert queue is not None
-        wire = _wire_message(data)
-        queue.send(wire, 1)
+        queue.send(_wire_message(data), 1)
         # From here the server may get the whole message: a failure before its reply leaves
         # the outcome unknown unless the bytes provably never left (see _after_payload).
         conn.payload_sent = True
         conn.transcript.client(f"<message: {len(data)} octets>")
+
+    def _hand_on(self, conn: _Connection, slot: Slot) -> tuple[str, ...] | None:
+        """After the last end of data of a message: let a waiting caller have ``conn`` now.
+
+        RFC 2920 §3.1 lets the next MAIL follow the end of the data without waiting for its
+        reply, so a caller waiting for a connection (the pool is saturated) takes this one at
+        once and writes its group right behind our dot: one round trip per message instead
+        of two. It must not read before we have: ``conn.turn`` is done once our final reply
+        is read. Returns our transcript so far (the connection's own goes on with the next
+        message), or None when no one waits (nothing changes then).
+        """
+        lines = conn.transcript.lines()
+        turn: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        conn.clean = True
+        conn.uses += 1
+        conn.turn = turn
+        if self._pool.hand_on(conn, slot):
+            return lines
+        conn.clean = False
+        conn.uses -= 1
+        conn.turn = None
+        return None
+
+    async def _final_reply_handed_on(
+        self, conn: _Connection, lines: tuple[str, ...]
+    ) -> tuple[Reply, tuple[str, ...]]:
+        """Our final reply on a connection handed on (see :meth:`_hand_on`), and our transcript.
+
+        Every failure is classified here, from what was ours (the shared connection state is
+        the next holder's by now); any failure, cancellation included, closes the connection,
+        since a reply left unread would answer the next holder's MAIL.
+        """
+        queue, turn = conn.queue, conn.turn
+        assert queue is not None
+        assert turn is not None
+        try:
+            code, text = await queue.read(self._config.timeouts.data)
+        except SessionError as exc:
+            unsent = queue.unsent()
+            conn.abort()
+            if isinstance(exc, MalformedReply):
+                raise self._error(
+                    TransportError,
+                    f"{self._config.host}:{self._port} sent something that is not an SMTP reply "
+                    f"after the end of the message ({exc}): {exc.text!r}",
+                    stage="data",
+                    lines=lines,
+                ) from exc
+            raise self._after_payload(exc, unsent=unsent, lines=lines) from exc
+        except BaseException:
+            conn.abort()
+            raise
+        finally:
+            if not turn.done():
+                turn.set_result(None)
+        if code == 421:
+            queue.close()  # the server is leaving; the next holder finds it closed
+        # Recorded apart: the connection's transcript holds the next holder's lines by now.
+        parts = text.split("\n")
+        last = len(parts) - 1
+        mine = [
+            f"S: {code}{'-' if i < last else ' '}{part}".rstrip() for i, part in enumerate(parts)
+        ]
+        if self._config.transcript:
+            lines += tuple(mine)
+        for line in mine:
+            _log.debug(
+                "[%s:%s] %s (final reply, connection handed on)",
+                self._config.host,
+                self._port,
+                line,
+            )
+        return Reply.parse(code, text), lines
+
+    async def _final_reply(self, conn: _Connection) -> Reply:
+        """After the end of data: the server's verdict."""
+        queue = conn.queue
+        assert queue is not None
         try:
             reply = await self._reply(conn, self._config.timeouts.data, closing_raises=False)
         except SessionError:
@@ -1035,8 +1160,9 @@ class SMTPTransport:
         reply: Reply | None = None,
         conn: _Connection | None = None,
         error_text: str = "",
+        lines: tuple[str, ...] | None = None,
     ) -> _E:
-        """Build an error with its hint and the redacted transcript so far."""
+        """Build an error with its hint and the redacted transcript so far (or ``lines``)."""
         hint = hint_for(
             stage=stage,
             reply=reply,
@@ -1044,7 +1170,10 @@ class SMTPTransport:
             host=self._config.host,
             port=self._port,
         )
-        transcript = conn.transcript.lines() if conn is not None else ()
+        if lines is not None:
+            transcript = lines
+        else:
+            transcript = conn.transcript.lines() if conn is not None else ()
         return cls(message, stage=stage, reply=reply, hint=hint, transcript=transcript)
 
     def _refused(
@@ -1084,7 +1213,7 @@ class SMTPTransport:
         if conn.payload_sent and isinstance(
             exc, (SMTPServerDisconnected, SMTPTimeoutError, SessionClosed, ReplyTimeout)
         ):
-            return self._after_payload(exc, conn)
+            return self._after_payload(exc, unsent=conn.unsent, lines=conn.transcript.lines())
 
         if isinstance(exc, MalformedReply):
             # Our reply reader's version of aiosmtplib's code -1 (handled the same way below).
@@ -1174,28 +1303,33 @@ class SMTPTransport:
             conn=conn,
         )
 
-    def _after_payload(self, exc: BaseException, conn: _Connection) -> TransportError:
-        """Classify a failure after the message was written: not received, or unknown."""
+    def _after_payload(
+        self, exc: BaseException, *, unsent: int, lines: tuple[str, ...]
+    ) -> TransportError:
+        """Classify a failure after the message was written: not received, or unknown.
+
+        ``unsent``: bytes still in our buffer when it failed; ``lines``: the transcript.
+        """
         where = f"{self._config.host}:{self._port}"
         # A reset (rather than a clean close) means the server closed with our bytes still
         # unread, so it never read the final dot; bytes still in our own buffer mean the dot
         # never left. Either way the message cannot have been accepted.
         reset = _caused_by(exc, (ConnectionResetError, BrokenPipeError)) is not None
         timed_out = isinstance(exc, SMTPTimeoutError | TimeoutError)
-        if reset or conn.unsent > 0:
+        if reset or unsent > 0:
             if timed_out:
                 return self._error(
                     TransportTimeout,
                     f"timed out sending the message to {where}; it was not accepted",
                     stage="data",
-                    conn=conn,
+                    lines=lines,
                 )
             return self._error(
                 ServerDisconnected,
                 f"{where} closed the connection before reading the whole message; "
                 "it was not accepted",
                 stage="data",
-                conn=conn,
+                lines=lines,
             )
         what = "timed out waiting" if timed_out else "lost the connection"
         return self._error(
@@ -1204,7 +1338,7 @@ class SMTPTransport:
             "accepted it. It was not resent; if you retry, keep the same Message-ID so that "
             "a duplicate can be recognised",
             stage="data",
-            conn=conn,
+            lines=lines,
         )
 
     def _describe(self) -> str:
