@@ -4,12 +4,16 @@ Run it as its own process, so that it never shares a GIL with the client being m
 
     python benchmarks/_sink.py --cert server.pem --key server.key [--engine threads|asyncio]
 
-It listens on two loopback ports (chosen by the OS) and prints one line, ``READY <plain> <tls>``,
-on standard output once both are bound:
+It listens on three loopback ports (chosen by the OS) and prints one line,
+``READY <plain> <starttls> <implicit>``, on standard output once all are bound:
 
 * ``plain``: EHLO offers PIPELINING, SIZE, 8BITMIME and AUTH PLAIN LOGIN; no STARTTLS.
-* ``tls``: EHLO offers STARTTLS; after the upgrade, AUTH PLAIN LOGIN (AUTH only over TLS there,
-  as real submission servers do). Without ``--cert`` the second port is 0 (not opened).
+* ``starttls``: EHLO offers STARTTLS; after the upgrade, AUTH PLAIN LOGIN (AUTH only over TLS
+  there, as real submission servers do).
+* ``implicit``: TLS from the first byte (SMTPS, as on port 465), then the same conversation as
+  after STARTTLS: EHLO offers AUTH PLAIN LOGIN, no STARTTLS.
+
+Without ``--cert`` the two TLS ports are 0 (not opened).
 
 Commands: EHLO, HELO, STARTTLS, AUTH (PLAIN with or without an initial response, LOGIN), MAIL,
 RCPT, DATA, RSET, NOOP, QUIT, and ``XSTAT``, a private verb the benchmark reads the counters
@@ -48,6 +52,8 @@ MAX_SIZE = 33554432
 MAX_LINE = 16384
 # What Session.feed asks its engine to do after writing the replies.
 CONTINUE, STARTTLS, CLOSE = 0, 1, 2
+# The listeners, in the order of the READY line.
+PLAIN, UPGRADE, IMPLICIT = "plain", "starttls", "implicit"
 
 
 class Stats:
@@ -205,9 +211,15 @@ class Session:
 # -- engine: a thread per connection --------------------------------------------------------
 
 
-def _serve_connection(conn: socket.socket, session: Session, tls: ssl.SSLContext | None) -> None:
+def _serve_connection(
+    conn: socket.socket, session: Session, tls: ssl.SSLContext | None, implicit: bool
+) -> None:
     sock: socket.socket = conn
     try:
+        if implicit:
+            # TLS from the first byte: the handshake runs here, in the connection's thread.
+            assert tls is not None
+            sock = tls.wrap_socket(sock, server_side=True)
         sock.sendall(Session.GREETING)
         while True:
             data = sock.recv(65536)  # more would be an mmap per call
@@ -228,7 +240,20 @@ def _serve_connection(conn: socket.socket, session: Session, tls: ssl.SSLContext
         sock.close()
 
 
-def _accept_loop(listener: socket.socket, stats: Stats, tls: ssl.SSLContext | None) -> None:
+def _new_session(stats: Stats, mode: str) -> Session:
+    session = Session(stats, offer_tls=mode == UPGRADE)
+    # On the implicit-TLS port the connection is secure before the greeting: EHLO offers AUTH.
+    session.secure = mode == IMPLICIT
+    return session
+
+
+def _modes(tls: ssl.SSLContext | None) -> tuple[str, ...]:
+    return (PLAIN, UPGRADE, IMPLICIT) if tls is not None else (PLAIN,)
+
+
+def _accept_loop(
+    listener: socket.socket, stats: Stats, tls: ssl.SSLContext | None, mode: str
+) -> None:
     while True:
         try:
             conn, _ = listener.accept()
@@ -236,22 +261,28 @@ def _accept_loop(listener: socket.socket, stats: Stats, tls: ssl.SSLContext | No
             return  # the listener was closed: shutting down
         conn.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         stats.connections += 1
-        session = Session(stats, offer_tls=tls is not None)
-        threading.Thread(target=_serve_connection, args=(conn, session, tls), daemon=True).start()
+        threading.Thread(
+            target=_serve_connection,
+            args=(conn, _new_session(stats, mode), tls, mode == IMPLICIT),
+            daemon=True,
+        ).start()
 
 
 def serve_threads(tls: ssl.SSLContext | None) -> None:
     stats = Stats()
     listeners = []
     ports = []
-    for context in (None, tls) if tls is not None else (None,):
+    for mode in _modes(tls):
         listener = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
         listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         listener.bind((HOST, 0))
         listener.listen(128)
         listeners.append(listener)
         ports.append(listener.getsockname()[1])
-        threading.Thread(target=_accept_loop, args=(listener, stats, context), daemon=True).start()
+        context = None if mode == PLAIN else tls
+        threading.Thread(
+            target=_accept_loop, args=(listener, stats, context, mode), daemon=True
+        ).start()
     _announce(ports)
     try:
         _wait_for_stdin_eof()
@@ -270,8 +301,9 @@ def _wait_for_stdin_eof() -> None:
 
 
 def _announce(ports: list[int]) -> None:
-    plain, tls = ports[0], (ports[1] if len(ports) > 1 else 0)
-    sys.stdout.write(f"READY {plain} {tls}\n")
+    # Plain, STARTTLS, implicit TLS; 0 for a port that is not open (no certificate).
+    ports = [*ports, 0, 0][:3]
+    sys.stdout.write("READY " + " ".join(map(str, ports)) + "\n")
     sys.stdout.flush()
 
 
@@ -281,10 +313,10 @@ def _announce(ports: list[int]) -> None:
 class SinkProtocol(asyncio.Protocol):
     """One connection on the asyncio engine."""
 
-    def __init__(self, stats: Stats, tls: ssl.SSLContext | None) -> None:
+    def __init__(self, stats: Stats, tls: ssl.SSLContext | None, mode: str) -> None:
         self._stats = stats
         self._tls = tls
-        self._session = Session(stats, offer_tls=tls is not None)
+        self._session = _new_session(stats, mode)
         self._transport: asyncio.Transport | None = None
         self._pending = bytearray()
         self._upgrading = False
@@ -341,16 +373,24 @@ class SinkProtocol(asyncio.Protocol):
             self._handle(pending)
 
 
-def _factory(stats: Stats, tls: ssl.SSLContext | None) -> Callable[[], SinkProtocol]:
-    return lambda: SinkProtocol(stats, tls)
+def _factory(stats: Stats, tls: ssl.SSLContext | None, mode: str) -> Callable[[], SinkProtocol]:
+    return lambda: SinkProtocol(stats, tls, mode)
 
 
 async def serve_asyncio(tls: ssl.SSLContext | None) -> None:
     stats = Stats()
     loop = asyncio.get_running_loop()
     servers = []
-    for context in (None, tls) if tls is not None else (None,):
-        server = await loop.create_server(_factory(stats, context), HOST, 0, backlog=128)
+    for mode in _modes(tls):
+        context = None if mode == PLAIN else tls
+        server = await loop.create_server(
+            _factory(stats, context, mode),
+            HOST,
+            0,
+            backlog=128,
+            # The implicit-TLS port: the loop does the handshake before connection_made.
+            ssl=context if mode == IMPLICIT else None,
+        )
         servers.append(server)
     _announce([server.sockets[0].getsockname()[1] for server in servers])
     try:
@@ -362,7 +402,7 @@ async def serve_asyncio(tls: ssl.SSLContext | None) -> None:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description="A fast SMTP sink for benchmarks (loopback).")
-    parser.add_argument("--cert", help="server certificate chain (PEM) for STARTTLS")
+    parser.add_argument("--cert", help="server certificate chain (PEM) for the TLS ports")
     parser.add_argument("--key", help="the certificate's private key (PEM)")
     parser.add_argument("--engine", choices=("threads", "asyncio"), default="threads")
     args = parser.parse_args()

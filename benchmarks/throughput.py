@@ -2,11 +2,15 @@
 
 Peers: aiosmtplib, smtplib, Django, fastapi-mail, and (when installed) Nodemailer and PHPMailer.
 
-Every client sends N small messages to the same fast sink (benchmarks/_sink.py, run as a
-separate process so it never shares a GIL with the client) on 127.0.0.1, in two scenarios:
+Every client sends N small messages to the same fast sink, run as a separate process so it
+never shares a GIL with the client, on 127.0.0.1, in three scenarios:
 
 * ``plain``: no TLS, no AUTH (smtpkit with ``tls=none``);
-* ``starttls+auth``: STARTTLS with certificate verification (a trustme CA), then AUTH PLAIN.
+* ``starttls+auth``: STARTTLS with certificate verification (a trustme CA), then AUTH PLAIN;
+* ``implicit+auth``: TLS from the first byte (SMTPS) with the same verification, then AUTH PLAIN.
+
+The sink is Postfix's ``smtp-sink`` for the plain scenario when it is installed (``--sink``), and
+benchmarks/_sink.py otherwise and for the TLS scenarios (smtp-sink has no TLS).
 
 Connections are opened and warmed up before the clock starts, then reused for every message,
 so the figures are the steady-state cost of a transaction (MAIL, RCPT, DATA), not of connecting.
@@ -15,6 +19,7 @@ so the figures are the steady-state cost of a transaction (MAIL, RCPT, DATA), no
     /work/venv/bin/python benchmarks/throughput.py --n 500      # quicker
     /work/venv/bin/python benchmarks/throughput.py --scenario plain --only smtpkit
     /work/venv/bin/python benchmarks/throughput.py --latency-ms 20   # through a 20 ms RTT proxy
+    /work/venv/bin/python benchmarks/throughput.py --sink builtin    # never Postfix's smtp-sink
 
 Needs aiosmtplib (an smtpkit dependency) and trustme; Django, fastapi-mail, Nodemailer
 (benchmarks/peers/node_modules) and PHPMailer (Debian's libphp-phpmailer) are optional: their
@@ -40,9 +45,10 @@ import sys
 import tempfile
 import time
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager, suppress
+from contextlib import ExitStack, contextmanager, suppress
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Protocol
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
@@ -76,18 +82,37 @@ BODY = (
 MANY = 1_000_000_000
 PEERS = Path(__file__).resolve().parent / "peers"
 PHPMAILER = Path("/usr/share/php/libphp-phpmailer/autoload.php")
+# Where Debian and others install Postfix's test server (not on a normal user's PATH).
+SMTP_SINK_PLACES = ("/usr/sbin/smtp-sink", "/usr/lib/postfix/sbin/smtp-sink")
+# A peer script that reads the "tls" field of its config ("none", "starttls" or "implicit")
+# says so with this marker; older ones only know "secure" (STARTTLS) and skip implicit TLS.
+IMPLICIT_TLS_MARKER = "bench-supports: implicit-tls"
+# Scenario (tls mode) -> its name in the table.
+SCENARIOS = {"none": "plain", "starttls": "starttls+auth", "implicit": "implicit+auth"}
 
 
 # -- the sink process --------------------------------------------------------------------------
 
 
+class SinkStats(Protocol):
+    """What the harness reads from a sink: counters and its CPU time."""
+
+    name: str
+
+    def stats(self) -> tuple[int, int, float]:
+        """(messages received, connections accepted, sink CPU seconds)."""
+        ...
+
+
 @dataclass
 class Sink:
-    """The sink process's ports, and the CA file clients trust for its certificate."""
+    """The builtin sink process's ports, and the CA file clients trust for its certificate."""
 
     plain_port: int
-    tls_port: int
+    starttls_port: int
+    implicit_port: int
     ca_file: str
+    name: str = "builtin"
 
     def stats(self) -> tuple[int, int, float]:
         """(messages received, connections accepted, sink CPU seconds) via the XSTAT verb."""
@@ -128,7 +153,86 @@ def running_sink(directory: Path, engine: str = "threads") -> Iterator[Sink]:
         engine,
     ]
     with helper_process(command, "the sink") as ports:
-        yield Sink(ports[0], ports[1], str(ca_file))
+        yield Sink(ports[0], ports[1], ports[2], str(ca_file))
+
+
+def find_smtp_sink() -> str | None:
+    """The path of Postfix's smtp-sink, or None when Postfix is not installed."""
+    found = shutil.which("smtp-sink")
+    if found:
+        return found
+    return next((path for path in SMTP_SINK_PLACES if os.access(path, os.X_OK)), None)
+
+
+@dataclass
+class PostfixSink:
+    """Postfix's smtp-sink on a loopback port; counters from its ``-c`` output (a file)."""
+
+    port: int
+    counters: Path
+    pid: int
+    name: str = "smtp-sink"
+
+    def stats(self) -> tuple[int, int, float]:
+        # smtp-sink -c writes "sess=N quit=N msg=N\r" whenever a message or a session ends.
+        # Wait until the file has stopped growing, so the last transaction has been counted.
+        size = -1
+        for _ in range(100):
+            now = self.counters.stat().st_size
+            if now == size:
+                break
+            size = now
+            time.sleep(0.02)
+        with self.counters.open("rb") as counters:
+            counters.seek(max(0, size - 256))
+            tail = counters.read().split(b"\r")
+        fields = {}
+        for record in reversed(tail):
+            if b"mesg=" in record:
+                fields = dict(item.split(b"=", 1) for item in record.split() if b"=" in item)
+                break
+        # utime and stime, in clock ticks (fields 14 and 15 of /proc/PID/stat; the command
+        # name, field 2, is in parentheses and may hold spaces).
+        stat = Path(f"/proc/{self.pid}/stat").read_bytes().rsplit(b")", 1)[1].split()
+        cpu = (int(stat[11]) + int(stat[12])) / os.sysconf("SC_CLK_TCK")
+        return int(fields.get(b"mesg", 0)), int(fields.get(b"sess", 0)), cpu
+
+
+@contextmanager
+def running_postfix_sink(executable: str, directory: Path) -> Iterator[PostfixSink]:
+    """Start smtp-sink on a free loopback port; it is always stopped when the block ends."""
+    with socket.socket() as probe:
+        probe.bind((HOST, 0))
+        port = probe.getsockname()[1]
+    command = [executable, "-c", "-4", "-h", "sink.localhost"]
+    if os.geteuid() == 0:
+        command += ["-u", "nobody"]  # it refuses to run as root without a user to switch to
+    command += [f"{HOST}:{port}", "128"]
+    counters = directory / "smtp-sink.counters"
+    with counters.open("wb") as out:
+        process = subprocess.Popen(command, stdin=subprocess.DEVNULL, stdout=out)
+    try:
+        deadline = time.monotonic() + 10
+        while True:
+            try:
+                with socket.create_connection((HOST, port), timeout=5) as sock:
+                    if sock.recv(512).startswith(b"220"):
+                        sock.sendall(b"QUIT\r\n")
+                        sock.recv(512)
+                        break
+            except OSError:
+                pass
+            if process.poll() is not None or time.monotonic() > deadline:
+                raise RuntimeError(f"smtp-sink did not start ({' '.join(command)})")
+            time.sleep(0.05)
+        yield PostfixSink(port, counters, process.pid)
+    finally:
+        process.terminate()
+        try:
+            process.wait(timeout=5)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
 
 
 @contextmanager
@@ -187,19 +291,33 @@ def latency_proxy(ports: list[int], rtt_ms: float) -> Iterator[list[int]]:
 
 @dataclass
 class Setup:
-    """One scenario: where to send, with or without STARTTLS + AUTH, and the message."""
+    """One scenario: where to send, how (plain, STARTTLS or implicit TLS), and the message."""
 
     scenario: str
-    secure: bool
+    tls: str  # "none", "starttls" or "implicit"; AUTH PLAIN with either TLS
     port: int
     ca_file: str
     message: Message
     data: bytes
+    sink: SinkStats
     context: ssl.SSLContext = field(init=False)
 
     def __post_init__(self) -> None:
         # One verifying context for every peer client (smtpkit builds its own from ca_file).
         self.context = ssl.create_default_context(cafile=self.ca_file)
+
+    @property
+    def secure(self) -> bool:
+        """TLS (either kind) and AUTH."""
+        return self.tls != "none"
+
+    @property
+    def starttls(self) -> bool:
+        return self.tls == "starttls"
+
+    @property
+    def implicit(self) -> bool:
+        return self.tls == "implicit"
 
     def smtpkit_config(self, connections: int) -> SMTPConfig:
         pool = PoolLimits(max_connections=connections, max_messages_per_connection=MANY)
@@ -210,7 +328,7 @@ class Setup:
         return SMTPConfig(
             host=HOST,
             port=self.port,
-            tls=TLSMode.STARTTLS,
+            tls=TLSMode.IMPLICIT if self.implicit else TLSMode.STARTTLS,
             credentials=Credentials(USERNAME, Secret(PASSWORD)),
             auth_mechanisms=("PLAIN",),
             local_hostname=EHLO_NAME,
@@ -229,12 +347,14 @@ class Client:
     family: str  # for --only
     run: Callable[[Setup, int, int, Timer], None]
     skipped: str | None = None  # why this peer cannot run here
+    # Why it cannot run a given scenario (by tls mode), when it can run the others.
+    unsupported: dict[str, str] = field(default_factory=dict)
 
 
 class Timer:
     """Clock readings around the measured part of one client's run."""
 
-    def __init__(self, sink: Sink) -> None:
+    def __init__(self, sink: SinkStats) -> None:
         self._sink = sink
         self.wall = 0.0
         self.cpu = 0.0
@@ -308,7 +428,8 @@ async def _aiosmtplib_connect(setup: Setup) -> aiosmtplib.SMTP:
         hostname=HOST,
         port=setup.port,
         local_hostname=EHLO_NAME,
-        start_tls=setup.secure,
+        use_tls=setup.implicit,
+        start_tls=setup.starttls,
         tls_context=setup.context if setup.secure else None,
         timeout=30,
     )
@@ -347,11 +468,18 @@ def aiosmtplib_clients(connections: int) -> Callable[[Setup, int, int, Timer], N
 
 
 def smtplib_one(setup: Setup, warmup: int, n: int, timer: Timer) -> None:
-    with smtplib.SMTP(HOST, setup.port, local_hostname=EHLO_NAME, timeout=30) as smtp:
+    if setup.implicit:
+        opened: smtplib.SMTP = smtplib.SMTP_SSL(
+            HOST, setup.port, local_hostname=EHLO_NAME, timeout=30, context=setup.context
+        )
+    else:
+        opened = smtplib.SMTP(HOST, setup.port, local_hostname=EHLO_NAME, timeout=30)
+    with opened as smtp:
         smtp.ehlo()
-        if setup.secure:
+        if setup.starttls:
             smtp.starttls(context=setup.context)
             smtp.ehlo()
+        if setup.secure:
             smtp.login(USERNAME, PASSWORD)  # the sink offers PLAIN and LOGIN: PLAIN is chosen
         data = setup.data
         for _ in range(warmup):
@@ -390,7 +518,8 @@ def django_one(setup: Setup, warmup: int, n: int, timer: Timer) -> None:
         port=setup.port,
         username=USERNAME if setup.secure else "",
         password=PASSWORD if setup.secure else "",
-        use_tls=setup.secure,
+        use_tls=setup.starttls,
+        use_ssl=setup.implicit,
         timeout=30,
     )
     # Django builds a default context (the system CAs only); trust the sink's CA instead. The
@@ -431,8 +560,8 @@ def fastapi_mail_one(setup: Setup, warmup: int, n: int, timer: Timer) -> None:
         MAIL_FROM=SENDER,
         MAIL_PORT=setup.port,
         MAIL_SERVER=HOST,
-        MAIL_STARTTLS=setup.secure,
-        MAIL_SSL_TLS=False,
+        MAIL_STARTTLS=setup.starttls,
+        MAIL_SSL_TLS=setup.implicit,
         USE_CREDENTIALS=setup.secure,
         VALIDATE_CERTS=True,
         CERT_BUNDLE=setup.ca_file if setup.secure else None,
@@ -476,6 +605,14 @@ def phpmailer_missing() -> str | None:
     return None
 
 
+def peer_lacks_implicit_tls(script: Path) -> dict[str, str]:
+    """{"implicit": why} unless ``script`` declares that it reads the "tls" config field."""
+    with suppress(OSError):
+        if IMPLICIT_TLS_MARKER in script.read_text():
+            return {}
+    return {"implicit": f"peers/{script.name} knows only plain and STARTTLS (no implicit TLS)"}
+
+
 def external_peer(command: list[str], connections: int) -> Callable[[Setup, int, int, Timer], None]:
     """A peer script: warms up, prints WARM, waits for a line, sends, prints DONE wall cpu."""
 
@@ -486,7 +623,9 @@ def external_peer(command: list[str], connections: int) -> Callable[[Setup, int,
             config = {
                 "host": HOST,
                 "port": setup.port,
+                # "secure" (STARTTLS + AUTH) for peer scripts that predate "tls".
                 "secure": setup.secure,
+                "tls": setup.tls,
                 "ca_file": setup.ca_file,
                 "username": USERNAME,
                 "password": PASSWORD,
@@ -572,6 +711,7 @@ def clients(include_django: bool) -> list[Client]:
             "nodemailer",
             external_peer(["node", str(PEERS / "nodemailer_pool.js")], 8),
             skipped=nodemailer_missing(),
+            unsupported=peer_lacks_implicit_tls(PEERS / "nodemailer_pool.js"),
         )
     )
     found.append(
@@ -580,23 +720,25 @@ def clients(include_django: bool) -> list[Client]:
             "phpmailer",
             external_peer(["php", str(PEERS / "phpmailer_keepalive.php")], 1),
             skipped=phpmailer_missing(),
+            unsupported=peer_lacks_implicit_tls(PEERS / "phpmailer_keepalive.php"),
         )
     )
     return found
 
 
-def run_all(args: argparse.Namespace, sink: Sink, ports: tuple[int, int]) -> list[Row]:
-    """Run every chosen client in every scenario; ``ports`` are (plain, STARTTLS) to use."""
-    message = build_message()
-    data = message.to_bytes()
-    suffix = f" {args.latency_ms:g}ms" if args.latency_ms else ""
-    scenarios = []
-    if args.scenario in ("plain", "both"):
-        scenarios.append(Setup("plain" + suffix, False, ports[0], sink.ca_file, message, data))
-    if args.scenario in ("starttls", "both"):
-        scenarios.append(
-            Setup("starttls+auth" + suffix, True, ports[1], sink.ca_file, message, data)
-        )
+def chosen_modes(args: argparse.Namespace) -> list[str]:
+    """The scenarios asked for, as tls modes in table order."""
+    wanted = set(args.scenario or ["all"])
+    if "all" in wanted:
+        wanted |= {"plain", "starttls", "implicit"}
+    if "both" in wanted:  # the older spelling: plain and STARTTLS
+        wanted |= {"plain", "starttls"}
+    wanted |= {"none"} if "plain" in wanted else set()
+    return [mode for mode in SCENARIOS if mode in wanted]
+
+
+def run_all(args: argparse.Namespace, scenarios: list[Setup]) -> list[Row]:
+    """Run every chosen client in every scenario."""
     chosen = []
     for c in clients(include_django=not args.skip_django and django_available()):
         if args.only and c.family not in args.only:
@@ -605,17 +747,28 @@ def run_all(args: argparse.Namespace, sink: Sink, ports: tuple[int, int]) -> lis
             print(f"{c.name}: skipped: {c.skipped}", file=sys.stderr)
             continue
         chosen.append(c)
-    rows = {(s.scenario, c.name): Row(s.scenario, c.name) for s in scenarios for c in chosen}
+    for s in scenarios:
+        for c in chosen:
+            if s.tls in c.unsupported:
+                print(f"{c.name} [{s.scenario}]: skipped: {c.unsupported[s.tls]}", file=sys.stderr)
+    rows = {
+        (s.scenario, c.name): Row(s.scenario, c.name)
+        for s in scenarios
+        for c in chosen
+        if s.tls not in c.unsupported
+    }
     rounds = max(1, min(args.rounds, args.n))
     # Interleaved rounds: a change in machine load affects every client alike.
     for r in range(rounds):
         share = args.n // rounds + (1 if r < args.n % rounds else 0)
         for setup in scenarios:
             for client in chosen:
-                before = sink.stats()[0]
-                timer = Timer(sink)
+                if setup.tls in client.unsupported:
+                    continue
+                before = setup.sink.stats()[0]
+                timer = Timer(setup.sink)
                 client.run(setup, args.warmup, share, timer)
-                received = sink.stats()[0] - before
+                received = setup.sink.stats()[0] - before
                 row = rows[(setup.scenario, client.name)]
                 warmup_sent = received - share
                 if warmup_sent < 0 or warmup_sent > args.warmup + 8:
@@ -637,13 +790,21 @@ def run_all(args: argparse.Namespace, sink: Sink, ports: tuple[int, int]) -> lis
     return list(rows.values())
 
 
-def report(rows: list[Row], args: argparse.Namespace, size: int) -> None:
+def describe_sinks(scenarios: list[Setup]) -> str:
+    """Which sink served which scenario, for the report's first lines."""
+    by_sink: dict[str, list[str]] = {}
+    for setup in scenarios:
+        by_sink.setdefault(setup.sink.name, []).append(setup.scenario)
+    return "; ".join(f"{name} for {', '.join(names)}" for name, names in by_sink.items())
+
+
+def report(rows: list[Row], args: argparse.Namespace, size: int, sinks: str) -> None:
     latency = f", through a {args.latency_ms:g} ms RTT proxy" if args.latency_ms else ""
     print(
         f"python {platform.python_version()}, aiosmtplib {aiosmtplib.__version__}, "
         f"{os.cpu_count()} CPUs, load {os.getloadavg()[0]:.2f}, {args.n} messages per client "
         f"({size} octets each), {args.rounds} rounds, loopback sink in a separate process"
-        f"{latency}\n"
+        f"{latency}\nsinks: {sinks}\n"
     )
     header = (
         f"{'scenario':18} {'client':36} {'msgs/s':>8} {'vs 1-conn':>9}"
@@ -721,7 +882,13 @@ def main() -> None:
     parser.add_argument("--n", type=int, default=2000, help="timed messages per client")
     parser.add_argument("--warmup", type=int, default=100, help="untimed messages per client run")
     parser.add_argument("--rounds", type=int, default=4, help="interleaved rounds (n is split)")
-    parser.add_argument("--scenario", choices=("plain", "starttls", "both"), default="both")
+    parser.add_argument(
+        "--scenario",
+        action="append",
+        choices=("plain", "starttls", "implicit", "both", "all"),
+        help="plain, starttls (+ AUTH), implicit (TLS + AUTH); repeatable; default all"
+        " (both = plain and starttls)",
+    )
     parser.add_argument(
         "--only",
         action="append",
@@ -737,6 +904,14 @@ def main() -> None:
         help="run only these clients (repeatable)",
     )
     parser.add_argument("--skip-django", action="store_true")
+    smtp_sink = find_smtp_sink()
+    parser.add_argument(
+        "--sink",
+        choices=("smtp-sink", "builtin"),
+        default="smtp-sink" if smtp_sink else "builtin",
+        help="the sink for the plain scenario: Postfix's smtp-sink (the default when installed;"
+        " it has no TLS, so the TLS scenarios always use the builtin _sink.py) or the builtin",
+    )
     parser.add_argument(
         "--sink-engine",
         choices=("threads", "asyncio"),
@@ -760,16 +935,42 @@ def main() -> None:
         args.warmup = 16
     if args.n < 1 or args.warmup < 8:
         parser.error("--n must be >= 1 and --warmup >= 8 (enough to open 8 connections)")
-    with (
-        tempfile.TemporaryDirectory(prefix="smtpkit-bench-") as tmp,
-        running_sink(Path(tmp), args.sink_engine) as sink,
-    ):
+    if args.sink == "smtp-sink" and smtp_sink is None:
+        parser.error("--sink smtp-sink: Postfix's smtp-sink is not installed")
+    modes = chosen_modes(args)
+    message = build_message()
+    data = message.to_bytes()
+    suffix = f" {args.latency_ms:g}ms" if args.latency_ms else ""
+    with ExitStack() as stack:
+        tmp = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="smtpkit-bench-")))
+        builtin = stack.enter_context(running_sink(tmp, args.sink_engine))
+        # (sink, port) per tls mode; smtp-sink can only serve the plain scenario.
+        targets: dict[str, tuple[SinkStats, int]] = {
+            "none": (builtin, builtin.plain_port),
+            "starttls": (builtin, builtin.starttls_port),
+            "implicit": (builtin, builtin.implicit_port),
+        }
+        if args.sink == "smtp-sink" and "none" in modes:
+            assert smtp_sink is not None
+            postfix = stack.enter_context(running_postfix_sink(smtp_sink, tmp))
+            targets["none"] = (postfix, postfix.port)
+            if len(modes) > 1:
+                print(
+                    f"plain: Postfix smtp-sink ({smtp_sink}); the TLS scenarios use the builtin"
+                    " sink (smtp-sink has no TLS)",
+                    file=sys.stderr,
+                )
+        ports = [targets[mode][1] for mode in modes]
         if args.latency_ms:
-            with latency_proxy([sink.plain_port, sink.tls_port], args.latency_ms) as proxied:
-                rows = run_all(args, sink, (proxied[0], proxied[1]))
-        else:
-            rows = run_all(args, sink, (sink.plain_port, sink.tls_port))
-    report(rows, args, len(build_message().to_bytes()))
+            ports = stack.enter_context(latency_proxy(ports, args.latency_ms))
+        scenarios = [
+            Setup(SCENARIOS[mode] + suffix, mode, port, builtin.ca_file, message, data, sink)
+            for mode, port, sink in zip(
+                modes, ports, (targets[mode][0] for mode in modes), strict=True
+            )
+        ]
+        rows = run_all(args, scenarios)
+    report(rows, args, len(data), describe_sinks(scenarios))
 
 
 if __name__ == "__main__":

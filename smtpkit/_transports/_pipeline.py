@@ -98,6 +98,7 @@ class ReplyQueue(asyncio.Protocol):
         "_transport",
         "_unsent_at_close",
         "_waiter",
+        "_writable",
     )
 
     def __init__(self, transport: asyncio.Transport) -> None:
@@ -115,6 +116,11 @@ class ReplyQueue(asyncio.Protocol):
         self._closed = transport.is_closing()
         self._cause: BaseException | None = None
         self._unsent_at_close = 0
+        # Set while the transport's write buffer is below its high-water mark (flow control):
+        # a large message is written no faster than the socket takes it, so the transport
+        # never holds a second copy of it.
+        self._writable = asyncio.Event()
+        self._writable.set()
 
     @classmethod
     def attach(cls, transport: asyncio.Transport) -> ReplyQueue:
@@ -165,6 +171,25 @@ class ReplyQueue(asyncio.Protocol):
             raise self._closed_error()
         self._owed += replies
         self._transport.write(data)
+
+    def pause_writing(self) -> None:
+        """The transport's buffer is over its high-water mark: writers should wait."""
+        self._writable.clear()
+
+    def resume_writing(self) -> None:
+        """The transport's buffer drained below its low-water mark."""
+        self._writable.set()
+
+    async def drain(self, seconds: float) -> None:
+        """Wait until the transport can take more data (at most ``seconds``)."""
+        if self._writable.is_set() or self.closed:
+            return
+        try:
+            await asyncio.wait_for(self._writable.wait(), seconds)
+        except TimeoutError:
+            raise ReplyTimeout(
+                "timed out writing the message: the server stopped reading"
+            ) from None
 
     async def read(self, seconds: float) -> tuple[int, str]:
         """The next reply; waits at most ``seconds`` for it to be complete.
@@ -265,6 +290,7 @@ class ReplyQueue(asyncio.Protocol):
         """Remember why the connection ended and wake a reader waiting for a reply."""
         self._closed = True
         self._cause = exc
+        self._writable.set()  # a writer waiting to drain must not wait for a dead socket
         self._wake()
 
 

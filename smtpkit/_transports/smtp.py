@@ -19,7 +19,8 @@ here:
   for its reply before the next, as RFC 5321 requires.
 * Line-end normalisation and dot-stuffing happen in exactly one place, :func:`_wire_message`
   (lone CR and LF become CRLF with aiosmtplib's ``normalize_message_line_endings``, then a
-  ``.`` at the start of a line is doubled, then ``.CRLF`` ends the data).
+  ``.`` at the start of a line is doubled, then ``.CRLF`` ends the data). Data that needs
+  neither is never copied: it goes to the transport in slices of itself.
 * aiosmtplib's exceptions, the reply reader's :class:`SessionError` s, and ``OSError`` /
   ``ssl.SSLError`` under them, are translated into smtpkit errors by one function,
   :meth:`SMTPTransport._translate`, always ``from`` the cause.
@@ -33,7 +34,6 @@ import binascii
 import inspect
 import itertools
 import logging
-import re
 import socket
 import ssl
 import time
@@ -202,19 +202,36 @@ class _Stale(Exception):
     """A reused connection turned out dead before any byte of the message was accepted."""
 
 
-# RFC 5321 §4.5.2: a line of the message starting with "." gets a second one.
-_LEADING_DOT = re.compile(rb"(?m)^\.")
+# The message goes to the transport in slices of this size: a whole large message in one
+# write() would be copied in full into the transport's buffer (bytes[n:] then extend).
+_CHUNK = 256 * 1024
 
 
-def _wire_message(data: bytes) -> bytes:
+def _wire_message(data: bytes) -> list[bytes]:
     """``data`` as it goes on the wire after DATA's 354: the only place it is transformed.
+
+    Returns pieces whose concatenation is the wire form (``data`` itself among them when it
+    needs no change, so a large message is never copied just to be sent).
 
     Lone CR and LF become CRLF (RFC 5321 §2.3.8; aiosmtplib's function, so the bytes are the
     ones its own DATA would send), a leading dot on any line is doubled, and ``.CRLF`` ends
     the data. Normalising first matters: ``\n.\n`` must be stuffed as a line of its own, or
     a lenient server ends the data there (SMTP smuggling, CVE-2023-51764 and relatives).
     """
-    return _LEADING_DOT.sub(b"..", normalize_message_line_endings(data)) + b".\r\n"
+    # Only CRLF line ends (every CR followed by LF, every LF preceded by CR) is what
+    # Message.to_bytes() produces; counting does not copy, normalising would (several times).
+    crlf = data.count(b"\r\n")
+    if data.count(b"\r") != crlf or data.count(b"\n") != crlf:
+        data = normalize_message_line_endings(data)
+    # RFC 5321 §4.5.2: a line starting with "." gets a second one. Every line end is CRLF
+    # now, so a line starts at 0 or right after an LF; replace() returns ``data`` itself
+    # (no copy) when there is no such line.
+    pieces = [b".", data] if data.startswith(b".") else [data]
+    pieces[-1] = data.replace(b"\n.", b"\n..")
+    if not data.endswith(b"\r\n"):
+        pieces.append(b"\r\n")  # what normalisation adds; also the empty message's line
+    pieces.append(b".\r\n")
+    return pieces
 
 
 class _Connection:
@@ -911,7 +928,7 @@ class SMTPTransport:
             if data_reply is None:
                 reply, completed = await self._data(conn, data)
             elif data_reply.code == 354:
-                self._write_payload(conn, data)
+                await self._write_payload(conn, data)
                 completed = True
                 if not pending:
                     handed = self._hand_on(conn, slot)
@@ -1049,14 +1066,36 @@ class SMTPTransport:
         reply = await self._reply(conn, self._config.timeouts.data, closing_raises=False)
         if reply.code != 354:
             return reply, False
-        self._write_payload(conn, data)
+        await self._write_payload(conn, data)
         return await self._final_reply(conn), True
 
-    def _write_payload(self, conn: _Connection, data: bytes) -> None:
+    async def _write_payload(self, conn: _Connection, data: bytes) -> None:
         """After a 354: the message and its final dot."""
         queue = conn.queue
         assert queue is not None
-        queue.send(_wire_message(data), 1)
+        pieces = _wire_message(data)
+        if sum(map(len, pieces)) <= _CHUNK:
+            # A usual message: one write, so its end of data leaves in the same segment.
+            queue.send(b"".join(pieces), 1)
+        else:
+            # Slices of a memoryview share the message's bytes: no copy is made to cut them,
+            # and the transport copies into its buffer only what the socket did not take.
+            views = [
+                memoryview(piece)[start : start + _CHUNK]
+                for piece in pieces
+                for start in range(0, len(piece), _CHUNK)
+            ]
+            # The first write owes the reply and fails if the connection is already gone, as
+            # one write of the whole would. A write that kills the connection makes the
+            # transport drop the rest (as it would the rest of one big write): stop then.
+            # Flow control: each slice waits until the transport's buffer has drained, so the
+            # message is never copied whole into it.
+            queue.send(views[0], 1)  # type: ignore[arg-type]
+            for view in views[1:]:
+                await queue.drain(self._config.timeouts.data)
+                if queue.closed:
+                    break
+                queue.send(view, 0)  # type: ignore[arg-type]
         # From here the server may get the whole message: a failure before its reply leaves
         # the outcome unknown unless the bytes provably never left (see _after_payload).
         conn.payload_sent = True

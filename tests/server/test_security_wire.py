@@ -534,3 +534,27 @@ async def test_a_reply_dripped_byte_by_byte_is_bounded_by_the_command_timeout() 
                 await transport.send_raw(envelope(), raw(b"x\r\n"))
             assert time.monotonic() - started < 6.0  # the drip alone lasts 10 s
     assert caught.value.stage == "mail"
+
+
+async def test_a_server_that_stops_reading_the_message_is_bounded_by_the_data_timeout() -> None:
+    # Flow control: a large message is written no faster than the socket takes it. A server
+    # that accepts DATA and then never reads must end in a timeout, not a hang or a message
+    # buffered whole in memory.
+    async def stall(session: ScriptedSession) -> None:
+        await session.readline()  # EHLO
+        await session.write(b"250 ok\r\n")
+        for _ in range(3):  # MAIL, RCPT, DATA
+            line = await session.readline()
+            await session.write(b"354 go ahead\r\n" if line.startswith(b"DATA") else b"250 ok\r\n")
+        await asyncio.sleep(8)
+
+    with ScriptedServer(stall, greeting=b"220 ok\r\n") as server:
+        timeouts = Timeouts(connect=2.0, command=2.0, data=0.5)
+        async with transport_for(plain_config(server, timeouts=timeouts)) as transport:
+            body = (b"x" * 76 + b"\r\n") * (40 * 2**20 // 78)  # 40 MB: more than socket buffers
+            started = time.monotonic()
+            with pytest.raises(TransportTimeout) as caught:
+                await transport.send_raw(envelope(), raw(body))
+            assert time.monotonic() - started < 6.0
+    assert caught.value.stage == "data"
+    assert caught.value.is_transient
