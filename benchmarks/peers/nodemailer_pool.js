@@ -2,6 +2,7 @@
 // config), sending the harness's raw message bytes with an explicit envelope.
 // Protocol: argv[2] is a JSON config; prints "WARM" after the warm-up, waits for one line on
 // stdin, sends n messages, prints "DONE <wall seconds> <CPU seconds>" for the timed part only.
+// bench-supports: implicit-tls (cfg.tls is "none", "starttls" or "implicit"; AUTH with TLS).
 "use strict";
 const fs = require("fs");
 const readline = require("readline");
@@ -15,19 +16,29 @@ const connect = net.connect;
 net.connect = net.createConnection = function (...args) {
   return connect.apply(this, args).setNoDelay(true);
 };
+// Implicit TLS (secure: true) connects with tls.connect, which does not go through net.connect.
+const tls = require("tls");
+const tlsConnect = tls.connect;
+tls.connect = function (...args) {
+  const socket = tlsConnect.apply(this, args);
+  socket.setNoDelay(true);
+  return socket;
+};
 
 async function main() {
   const cfg = JSON.parse(process.argv[2]);
   const raw = fs.readFileSync(cfg.raw);
+  const mode = cfg.tls || (cfg.secure ? "starttls" : "none");
+  const secure = mode !== "none";
   const transporter = nodemailer.createTransport({
     host: cfg.host,
     port: cfg.port,
-    secure: false,
-    ignoreTLS: !cfg.secure,
-    requireTLS: cfg.secure,
-    auth: cfg.secure ? { user: cfg.username, pass: cfg.password } : undefined,
+    secure: mode === "implicit", // TLS from the first byte
+    ignoreTLS: !secure,
+    requireTLS: mode === "starttls",
+    auth: secure ? { user: cfg.username, pass: cfg.password } : undefined,
     authMethod: "PLAIN",
-    tls: cfg.secure ? { ca: [fs.readFileSync(cfg.ca_file)], servername: "localhost" } : undefined,
+    tls: secure ? { ca: [fs.readFileSync(cfg.ca_file)], servername: "localhost" } : undefined,
     pool: true,
     maxConnections: cfg.connections,
     maxMessages: Infinity,

@@ -3,6 +3,7 @@
 // building and sending the same small text message each time (PHPMailer has no raw-bytes API).
 // Protocol: argv[1] is a JSON config; prints "WARM" after the warm-up, waits for one line on
 // stdin, sends n messages, prints "DONE <wall seconds> <CPU seconds>" for the timed part only.
+// bench-supports: implicit-tls ($cfg['tls'] is "none", "starttls" or "implicit"; AUTH with TLS).
 // TCP_NODELAY is set (as every Python client here has it, asyncio by default): without it the
 // separate writes of the message and its final dot wait for a delayed ACK, ~40 ms each.
 // Uses the Debian package libphp-phpmailer (apt-get install php-cli libphp-phpmailer).
@@ -11,6 +12,7 @@ require '/usr/share/php/libphp-phpmailer/autoload.php';
 use PHPMailer\PHPMailer\PHPMailer;
 
 $cfg = json_decode($argv[1], true);
+$mode = $cfg['tls'] ?? ($cfg['secure'] ? 'starttls' : 'none');
 $mail = new PHPMailer(true);
 $mail->isSMTP();
 $mail->Host = $cfg['host'];
@@ -19,8 +21,9 @@ $mail->SMTPKeepAlive = true;
 $mail->Hostname = 'bench.localhost';
 $mail->Helo = 'bench.localhost';
 $mail->Timeout = 30;
-if ($cfg['secure']) {
-    $mail->SMTPSecure = PHPMailer::ENCRYPTION_STARTTLS;
+if ($mode !== 'none') {
+    // SMTPS is TLS from the first byte; STARTTLS upgrades after EHLO.
+    $mail->SMTPSecure = $mode === 'implicit' ? PHPMailer::ENCRYPTION_SMTPS : PHPMailer::ENCRYPTION_STARTTLS;
     $mail->SMTPAuth = true;
     $mail->AuthType = 'PLAIN';
     $mail->Username = $cfg['username'];
