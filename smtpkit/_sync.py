@@ -58,6 +58,14 @@ class _LoopThread:
                 "a blocking Mailer method was called from the mailer's own event-loop thread "
                 "(e.g. from a hook); use the AsyncMailer API there"
             )
+        if not self._thread.is_alive():
+            # After fork() only the forking thread exists in the child: waiting on the loop
+            # thread would block forever.
+            coroutine.close()
+            raise RuntimeError(
+                "this Mailer's event-loop thread is not running (was the process forked after "
+                "the Mailer was made?); create the Mailer in the process that uses it"
+            )
         future: Future[T] = asyncio.run_coroutine_threadsafe(coroutine, self._loop)
         return future.result()
 
@@ -126,6 +134,8 @@ class Mailer(MailerConstructors):
         if self._closed:
             return
         self._closed = True
+        if not self._runner.running:
+            return  # a forked child: the connections belong to the parent's loop
         try:
             self._runner.run(self._mailer.aclose())
         finally:

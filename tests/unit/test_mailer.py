@@ -327,3 +327,35 @@ def test_sync_mailer_refuses_calls_from_its_own_loop_thread() -> None:
     assert errors
     assert "AsyncMailer" in str(errors[0])
     assert len(transport.calls) == 1
+
+
+def test_sync_mailer_in_a_forked_child_fails_fast_instead_of_hanging() -> None:
+    import os
+
+    transport = ScriptedTransport()
+    with Mailer(transport) as mailer:
+        pid = os.fork()
+        if pid == 0:  # the child: only this thread survived the fork
+            code = 1
+            try:
+                mailer.send(message())
+            except RuntimeError as exc:
+                code = 0 if "forked" in str(exc) else 2
+            try:
+                mailer.close()
+            except BaseException:
+                code = 3
+            os._exit(code)
+        deadline = time.monotonic() + 20
+        while True:
+            done, status = os.waitpid(pid, os.WNOHANG)
+            if done:
+                break
+            if time.monotonic() > deadline:
+                os.kill(pid, 9)
+                os.waitpid(pid, 0)
+                raise AssertionError("the child hung")
+            time.sleep(0.05)
+        assert os.waitstatus_to_exitcode(status) == 0
+        # The parent's mailer is untouched.
+        assert mailer.send(message()).accepted == ("user0@example.com",)
