@@ -37,7 +37,6 @@ import logging
 import socket
 import ssl
 import time
-from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, NoReturn, TypeVar
 from urllib.parse import quote
 
@@ -85,11 +84,18 @@ from smtpkit._transports._pipeline import (
     check_command,
 )
 from smtpkit._transports._pool import ConnectionPool, Slot
+from smtpkit._transports._rules import (
+    Plan,
+    overlong_line,
+    path,
+    size_limit,
+    summary,
+    too_many_recipients,
+)
 from smtpkit._transports._transcript import REDACTED, Transcript
 from smtpkit._transports.base import header_block, message_id_of
 
 if TYPE_CHECKING:
-    from smtpkit._address import Address
     from smtpkit._envelope import Envelope
 
 __all__ = ["SMTPTransport"]
@@ -107,44 +113,8 @@ _MAX_AUTH_STEPS = 8
 _PASSWORD_MECHANISMS = frozenset({"PLAIN", "LOGIN"})
 
 
-@dataclass(frozen=True, slots=True)
-class _Plan:
-    """What one message needs from the server, worked out once before any I/O."""
-
-    message_id: str | None
-    size: int
-    smtputf8: bool
-    eightbit: bool
-
-
-# RFC 5321 4.5.3.1.6: a text line is at most 1000 octets with its CRLF.
-_MAX_LINE = 998
-
-
-def _overlong_line(data: bytes) -> int | None:
-    """The number of the first line longer than 998 octets, or None.
-
-    aiosmtplib turns a lone CR or LF into CRLF, so both end a line. Lines are found with
-    ``bytes.find`` (no copy of the data, linear time); a long LF-delimited stretch is split on
-    CR only in the rare case that it is long enough to matter.
-    """
-    if len(data) <= _MAX_LINE:
-        return None
-    start, number, size = 0, 1, len(data)
-    while start < size:
-        end = data.find(b"\n", start)
-        if end < 0:
-            end = size
-        if end - start > _MAX_LINE:
-            pieces = data[start:end].split(b"\r")
-            if any(len(piece) > _MAX_LINE for piece in pieces):
-                return number
-        start, number = end + 1, number + 1
-    return None
-
-
-def _plan(envelope: Envelope, data: bytes) -> _Plan:
-    line = _overlong_line(data)
+def _plan(envelope: Envelope, data: bytes) -> Plan:
+    line = overlong_line(data)
     if line is not None:
         raise MessageError(
             f"data: line {line} is longer than 998 octets (RFC 5321 4.5.3.1.6); nothing was "
@@ -156,24 +126,7 @@ def _plan(envelope: Envelope, data: bytes) -> _Plan:
     # UTF-8 in the header block (or in an address) can only travel under SMTPUTF8; UTF-8 in
     # the body alone needs 8BITMIME.
     smtputf8 = envelope.needs_smtputf8 or (eightbit and not headers.isascii())
-    return _Plan(message_id=message_id, size=len(data), smtputf8=smtputf8, eightbit=eightbit)
-
-
-def _size_limit(extensions: dict[str, str]) -> int | None:
-    """The server's SIZE maximum (RFC 1870), or None when it has none (absent, 0 or bad)."""
-    value = extensions.get("size", "").strip()
-    if value.isdigit() and int(value) > 0:
-        return int(value)
-    return None
-
-
-def _too_many_recipients(reply: Reply) -> bool:
-    """RFC 5321 §4.5.3.1.10: 452 (or 552, sent by older servers) for "too many recipients"."""
-    if reply.code == 452:
-        return reply.enhanced_code in (None, "4.5.3") or "too many" in reply.text.lower()
-    if reply.code == 552:
-        return reply.enhanced_code == "5.5.3" or "too many recipients" in reply.text.lower()
-    return False
+    return Plan(message_id=message_id, size=len(data), smtputf8=smtputf8, eightbit=eightbit)
 
 
 def _caused_by(
@@ -435,7 +388,7 @@ class SMTPTransport:
         conn: _Connection,
         envelope: Envelope,
         data: bytes,
-        plan: _Plan,
+        plan: Plan,
         started: float,
         *,
         slot: Slot,
@@ -777,7 +730,7 @@ class SMTPTransport:
         conn: _Connection,
         envelope: Envelope,
         data: bytes,
-        plan: _Plan,
+        plan: Plan,
         started: float,
         *,
         slot: Slot,
@@ -785,7 +738,7 @@ class SMTPTransport:
     ) -> SendResult:
         config = self._config
         extensions = conn.extensions
-        limit = _size_limit(extensions)
+        limit = size_limit(extensions)
         if limit is not None and plan.size > limit:
             raise MessageTooLarge(
                 f"the message is {plan.size} octets and {config.host} accepts at most {limit} "
@@ -818,9 +771,9 @@ class SMTPTransport:
         if plan.smtputf8:
             params.append(b"SMTPUTF8")
         encoding = "utf-8" if plan.smtputf8 else "ascii"
-        sender = _path(envelope.sender, plan.smtputf8, encoding)
+        sender = path(envelope.sender, plan.smtputf8, encoding)
         recipients = envelope.recipients
-        paths = [_path(address, plan.smtputf8, encoding) for address in recipients]
+        paths = [path(address, plan.smtputf8, encoding) for address in recipients]
         mail_line = check_command(b" ".join([b"MAIL FROM:" + sender, *params]))
 
         statuses: dict[int, RecipientStatus] = {}
@@ -876,7 +829,7 @@ class SMTPTransport:
                 reply = await self._reply(conn, command_timeout)
                 if not sender_ok:
                     continue  # the group's answers after a refused MAIL say nothing more
-                if accepted and _too_many_recipients(reply):
+                if accepted and too_many_recipients(reply):
                     # The server's per-transaction limit: the rest go in another transaction.
                     if not pipelining:
                         deferred = chunk[position:]
@@ -915,7 +868,7 @@ class SMTPTransport:
             if refused and abort:
                 await self._reset(conn)
                 raise self._refused(
-                    f"recipients refused, transaction aborted: {_summary(refused)}", refused, conn
+                    f"recipients refused, transaction aborted: {summary(refused)}", refused, conn
                 )
             if not accepted:
                 if ended:
@@ -966,9 +919,7 @@ class SMTPTransport:
             conn.uses += 1  # (counted by _hand_on otherwise)
         if not data_replies:
             rejected = {s.address: s.reply for s in statuses.values()}
-            raise self._refused(
-                f"every recipient was refused: {_summary(rejected)}", rejected, conn
-            )
+            raise self._refused(f"every recipient was refused: {summary(rejected)}", rejected, conn)
         extra: dict[str, Any] = {}
         if len(data_replies) > 1:
             extra["data_replies"] = tuple(data_replies)
@@ -1391,21 +1342,6 @@ class SMTPTransport:
         if config.tls in (TLSMode.STARTTLS_OPPORTUNISTIC, TLSMode.NONE):
             query = f"?tls={config.tls.value}"
         return f"{scheme}://{user}{host}:{self._port}{query}"
-
-
-def _path(address: Address | None, smtputf8: bool, encoding: str) -> bytes:
-    """``<local@domain>`` for MAIL/RCPT; ``<>`` for the null reverse-path."""
-    if address is None:
-        return b"<>"
-    return b"<" + address.for_smtp(smtputf8=smtputf8).encode(encoding) + b">"
-
-
-def _summary(rejected: dict[str, Reply], limit: int = 3) -> str:
-    items = [f"{address} ({reply})" for address, reply in itertools.islice(rejected.items(), limit)]
-    more = len(rejected) - limit
-    if more > 0:
-        items.append(f"and {more} more")
-    return ", ".join(items)
 
 
 async def _local_fqdn() -> str:

@@ -38,7 +38,8 @@ from smtpkit._exceptions import (
 )
 from smtpkit._html_text import html_to_text
 from smtpkit._message import Attachment, InlineImage, Message
-from smtpkit._transports.smtp import _path, _plan
+from smtpkit._transports._rules import path as _path
+from smtpkit._transports.smtp import _plan
 
 # -- helpers -----------------------------------------------------------------------------------
 
