@@ -395,10 +395,17 @@ class _TextParser(HTMLParser):
         self._after_marker = marker
 
     def result(self) -> str:
-        """The text collected so far, without trailing spaces on any line."""
+        """The text collected so far: no trailing spaces, at most one blank line in a row."""
         self._close_link()
         text = "".join(self._parts)
-        return "\n".join(line.rstrip(" ") for line in text.split("\n")).strip("\n")
+        lines: list[str] = []
+        for raw in text.split("\n"):
+            line = raw.rstrip(" ")
+            # A line of spaces (say, in <pre>) is blank once stripped: it must not make a
+            # second blank line next to one the block structure already produced.
+            if line or not lines or lines[-1]:
+                lines.append(line)
+        return "\n".join(lines).strip("\n")
 
 
 def _attr(attrs: list[tuple[str, str | None]], name: str) -> str | None:

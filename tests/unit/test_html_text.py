@@ -194,3 +194,10 @@ def test_link_keeps_text_and_url(text: str, path: str) -> None:
         assert result == shown
     else:
         assert result == f"{shown} ({url})"
+
+
+def test_blank_lines_from_whitespace_in_pre_do_not_pile_up() -> None:
+    # Found by hypothesis: a <pre> holding only a space, next to block breaks.
+    text = html_to_text("<!--<pre> <p><![CDATA[")
+    assert "\n\n\n" not in text
+    assert html_to_text("<pre>a\n\n\n\nb</pre>") == "a\n\nb"
